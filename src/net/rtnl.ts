@@ -1,0 +1,332 @@
+// Net layer: the typed rtnetlink wrapper — the only file that talks to the `netlink` package
+// (pinned 0.3.0; its API is explicitly unstable). Layering follows node_netlink itself: socket
+// (opened inside a namespace via ./tap.ts inNetns) -> framing (the package) -> this protocol layer,
+// which hides the Buffer-typed attributes (vxlan port, IFLA_LINK, addresses), reads links,
+// addresses and the bridge FDB into plain records, and turns every kernel NACK into a NetlinkError
+// naming the object. It counts the requests it sends, which the benchmark reports per object.
+import { AttrStream, FlagsGet, FlagsNew, createRtNetlink, ifla, rt, putU16be, putU32, type RtNetlinkSocket } from 'netlink';
+import { NetlinkError } from './errors.js';
+import { bufToIp, bufToMac, familyOf, ipToBuf, macToBuf, type Family } from './addr.js';
+import { inNetns } from './tap.js';
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const AF_BRIDGE = 7;
+const RT_SCOPE_UNIVERSE = 0;
+
+export interface VxlanState {
+  vni: number;
+  port: number;
+  local: string | null;
+  group: string | null;
+  learning: boolean;
+}
+
+export interface LinkState {
+  index: number;
+  name: string;
+  kind: string | null;
+  up: boolean;
+  mtu: number;
+  master: number | null;
+  mac: string | null;
+  alias: string | null;
+  vxlan?: VxlanState;
+  vlan?: { id: number; link: number | null };
+}
+
+export interface AddrState {
+  index: number;
+  af: Family;
+  addr: string;
+  len: number;
+  scope: number;
+}
+
+export interface FdbState {
+  index: number;
+  mac: string;
+  dst: string | null;
+}
+
+export interface VxlanSpec {
+  vni: number;
+  port: number;
+  local?: string;
+  group?: string;
+  learning: boolean;
+}
+
+export interface CreateLinkSpec {
+  name: string;
+  kind: 'bridge' | 'vxlan' | 'vlan' | 'veth';
+  mtu?: number;
+  master?: number;
+  mac?: string;
+  alias?: string;
+  up?: boolean;
+  vxlan?: VxlanSpec;
+  vlan?: { id: number; link: number };
+  veth?: { peerName: string; peerMac?: string; peerNetnsFd?: number; peerMtu?: number; peerAlias?: string };
+}
+
+export interface LinkChange {
+  mtu?: number;
+  master?: number;
+  mac?: string;
+  alias?: string;
+  up?: boolean;
+}
+
+function toBuf(sd: unknown): Buffer {
+  const s = new AttrStream();
+  s.emit(sd as Parameters<AttrStream['emit']>[0]);
+  return Buffer.concat(s.bufs);
+}
+
+function info(kind: string, data?: Buffer): Buffer {
+  return toBuf(ifla.formatInfo(data ? { kind, data } : { kind }));
+}
+
+function vxlanData(v: VxlanSpec): Buffer {
+  const d: ifla.Vxlan = { id: v.vni, port: putU16be(v.port), learning: v.learning ? 1 : 0 };
+  if (v.local) {
+    if (familyOf(v.local) === 'inet6') d.local6 = ipToBuf(v.local);
+    else d.local = ipToBuf(v.local);
+  }
+  if (v.group) {
+    if (familyOf(v.group) === 'inet6') d.group6 = ipToBuf(v.group);
+    else d.group = ipToBuf(v.group);
+  }
+  return toBuf(ifla.formatVxlan(d));
+}
+
+function linkAttrs(spec: LinkChange & { name?: string }): ifla.LinkAttrs {
+  const a: ifla.LinkAttrs = {};
+  if (spec.name !== undefined) a.ifname = spec.name;
+  if (spec.mtu !== undefined) a.mtu = spec.mtu;
+  if (spec.master !== undefined) a.master = spec.master;
+  if (spec.mac !== undefined) a.address = macToBuf(spec.mac);
+  if (spec.alias !== undefined) a.ifalias = spec.alias;
+  return a;
+}
+
+export class Rtnl {
+  #sock: RtNetlinkSocket;
+  /** Requests sent on this socket (dumps count once). */
+  messages = 0;
+  readonly netns: string | undefined;
+
+  private constructor(sock: RtNetlinkSocket, netns: string | undefined) {
+    this.#sock = sock;
+    this.netns = netns;
+  }
+
+  /** Opens a socket in `netns` (undefined = our own namespace). */
+  static open(netns?: string): Rtnl {
+    return new Rtnl(inNetns(netns, () => createRtNetlink()), netns);
+  }
+
+  close(): void {
+    this.#sock.socket.close();
+  }
+
+  // The kernel runs one dump per socket at a time; a second concurrent dump interleaves with the
+  // first and the package then rejects "Multipart message not terminated properly". Dumps queue.
+  #dumpTail: Promise<unknown> = Promise.resolve();
+
+  async #dump<T>(object: string, fn: () => Promise<T>): Promise<T> {
+    const run = this.#dumpTail.then(
+      () => this.#call('list', object, fn),
+      () => this.#call('list', object, fn),
+    );
+    this.#dumpTail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #call<T>(op: string, object: string, fn: () => Promise<T>): Promise<T> {
+    this.messages++;
+    try {
+      return await fn();
+    } catch (e) {
+      throw NetlinkError.from(e, op, object);
+    }
+  }
+
+  async links(): Promise<LinkState[]> {
+    const msgs = await this.#dump('links', () => this.#sock.getLinks());
+    const out: LinkState[] = [];
+    for (const m of msgs) {
+      const a = m.attrs;
+      if (m.data.index === undefined || a.ifname === undefined) continue;
+      const l: LinkState = {
+        index: m.data.index,
+        name: a.ifname,
+        kind: null,
+        up: Boolean(m.data.flags?.up),
+        mtu: a.mtu ?? 0,
+        master: a.master ? a.master : null,
+        mac: a.address && a.address.length === 6 ? bufToMac(a.address) : null,
+        alias: a.ifalias ? a.ifalias : null,
+      };
+      if (a.linkinfo) {
+        const li = ifla.parseInfo(a.linkinfo);
+        l.kind = li.kind ?? null;
+        if (li.kind === 'vxlan' && li.data) {
+          const v = ifla.parseVxlan(li.data);
+          const local = v.local ?? v.local6;
+          const group = v.group ?? v.group6;
+          l.vxlan = {
+            vni: v.id ?? 0,
+            port: v.port ? v.port.readUInt16BE(0) : 0,
+            local: local && local.some((x) => x !== 0) ? bufToIp(local) : null,
+            group: group && group.some((x) => x !== 0) ? bufToIp(group) : null,
+            learning: Boolean(v.learning),
+          };
+        } else if (li.kind === 'vlan' && li.data) {
+          const v = ifla.parseVlan(li.data);
+          l.vlan = { id: v.id ?? 0, link: a.link ? a.link.readUInt32LE(0) : null };
+        }
+      }
+      out.push(l);
+    }
+    return out;
+  }
+
+  async addresses(): Promise<AddrState[]> {
+    const msgs = await this.#dump('addresses', () => this.#sock.getAddresses());
+    const out: AddrState[] = [];
+    for (const m of msgs) {
+      const buf = m.attrs.local ?? m.attrs.address;
+      if (!buf || m.data.index === undefined) continue;
+      const af: Family = m.data.family === AF_INET6 ? 'inet6' : 'inet';
+      out.push({ index: m.data.index, af, addr: bufToIp(buf), len: m.data.prefixlen ?? 0, scope: m.data.scope ?? 0 });
+    }
+    return out;
+  }
+
+  /** The bridge-family FDB (vxlan default-destination entries live here). */
+  async fdb(): Promise<FdbState[]> {
+    const msgs = await this.#dump('fdb', () =>
+      this.#sock.getNeighbors({ family: AF_BRIDGE }, {}, { flags: FlagsGet.DUMP }),
+    );
+    const out: FdbState[] = [];
+    for (const m of msgs) {
+      if (m.data.family !== AF_BRIDGE || !m.attrs.lladdr || m.data.ifindex === undefined) continue;
+      out.push({ index: m.data.ifindex, mac: bufToMac(m.attrs.lladdr), dst: m.attrs.dst ? bufToIp(m.attrs.dst) : null });
+    }
+    return out;
+  }
+
+  async createLink(spec: CreateLinkSpec): Promise<void> {
+    let li: Buffer;
+    switch (spec.kind) {
+      case 'bridge':
+        li = info('bridge');
+        break;
+      case 'vxlan':
+        if (!spec.vxlan) throw new TypeError('vxlan spec missing');
+        li = info('vxlan', vxlanData(spec.vxlan));
+        break;
+      case 'vlan':
+        if (!spec.vlan) throw new TypeError('vlan spec missing');
+        li = info('vlan', toBuf(ifla.formatVlan({ id: spec.vlan.id })));
+        break;
+      case 'veth': {
+        const p = spec.veth;
+        if (!p) throw new TypeError('veth spec missing');
+        const pa: ifla.LinkAttrs = { ifname: p.peerName };
+        if (p.peerMac) pa.address = macToBuf(p.peerMac);
+        if (p.peerMtu) pa.mtu = p.peerMtu;
+        if (p.peerAlias) pa.ifalias = p.peerAlias;
+        if (p.peerNetnsFd !== undefined) pa.netNsFd = p.peerNetnsFd;
+        const peer = Buffer.concat([rt.formatLink({}), toBuf(ifla.formatLinkAttrs(pa))]);
+        li = info('veth', toBuf(ifla.formatVethInfo({ peer })));
+        break;
+      }
+    }
+    const attrs = { ...linkAttrs({ ...spec }), ifname: spec.name, linkinfo: li };
+    if (spec.kind === 'vlan' && spec.vlan) attrs.link = putU32(spec.vlan.link);
+    const data: rt.Link = spec.up ? { flags: { up: true }, change: { up: true } } : {};
+    await this.#call(`create ${spec.kind}`, spec.name, () =>
+      this.#sock.newLink(data, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL }),
+    );
+  }
+
+  async setLink(index: number, name: string, change: LinkChange): Promise<void> {
+    const data: rt.Link = { index };
+    if (change.up !== undefined) {
+      data.change = { up: true };
+      data.flags = change.up ? { up: true } : {};
+    }
+    await this.#call('configure', name, () => this.#sock.setLink(data, linkAttrs(change)));
+  }
+
+  async deleteLink(index: number, name: string): Promise<void> {
+    await this.#call('delete', name, () => this.#sock.delLink({ index }));
+  }
+
+  async addAddress(index: number, link: string, addr: string, len: number): Promise<void> {
+    const af = familyOf(addr);
+    const b = ipToBuf(addr);
+    const attrs: rt.AddressAttrs = af === 'inet' ? { local: b, address: b } : { address: b };
+    // nodad: a gateway on a bridge without carrier would otherwise stay tentative and unusable.
+    if (af === 'inet6') attrs.flags = { nodad: true };
+    await this.#call('add address', `${addr}/${len} on ${link}`, () =>
+      this.#sock.newAddress(
+        { family: af === 'inet' ? AF_INET : AF_INET6, prefixlen: len, index, scope: RT_SCOPE_UNIVERSE, flags: af === 'inet6' ? { nodad: true } : {} },
+        attrs,
+        { flags: FlagsNew.CREATE | FlagsNew.EXCL },
+      ),
+    );
+  }
+
+  async delAddress(index: number, link: string, addr: string, len: number): Promise<void> {
+    const af = familyOf(addr);
+    const b = ipToBuf(addr);
+    await this.#call('delete address', `${addr}/${len} on ${link}`, () =>
+      this.#sock.delAddress({ family: af === 'inet' ? AF_INET : AF_INET6, prefixlen: len, index }, af === 'inet' ? { local: b, address: b } : { address: b }),
+    );
+  }
+
+  /** `bridge fdb append MAC dev LINK dst DST` (NTF_SELF: the vxlan device's own table). */
+  async addFdb(index: number, link: string, mac: string, dst: string): Promise<void> {
+    await this.#call('add fdb entry', `${mac} dst ${dst} on ${link}`, () =>
+      this.#sock.newNeighbor(
+        { family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } },
+        { lladdr: macToBuf(mac), dst: ipToBuf(dst) },
+        { flags: FlagsNew.CREATE | FlagsNew.APPEND },
+      ),
+    );
+  }
+
+  async delFdb(index: number, link: string, mac: string, dst: string): Promise<void> {
+    await this.#call('delete fdb entry', `${mac} dst ${dst} on ${link}`, () =>
+      this.#sock.delNeighbor({ family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } }, { lladdr: macToBuf(mac), dst: ipToBuf(dst) }),
+    );
+  }
+
+  async addDefaultRoute(index: number, link: string, gateway: string): Promise<void> {
+    const af = familyOf(gateway);
+    await this.#call('add default route', `via ${gateway} dev ${link}`, () =>
+      this.#sock.newRoute(
+        { family: af === 'inet' ? AF_INET : AF_INET6, dstLen: 0, table: 254, protocol: 'STATIC', scope: 'UNIVERSE', type: 'UNICAST' },
+        { gateway: ipToBuf(gateway), oif: index },
+        { flags: FlagsNew.CREATE | FlagsNew.REPLACE },
+      ),
+    );
+  }
+
+  async defaultRoutes(): Promise<{ af: Family; gateway: string; oif: number }[]> {
+    const out: { af: Family; gateway: string; oif: number }[] = [];
+    for (const family of [AF_INET, AF_INET6]) {
+      const msgs = await this.#dump('routes', () => this.#sock.getRoutes({ family }));
+      for (const m of msgs) {
+        if ((m.data.dstLen ?? 0) !== 0 || !m.attrs.gateway || m.attrs.table !== 254) continue;
+        out.push({ af: family === AF_INET ? 'inet' : 'inet6', gateway: bufToIp(m.attrs.gateway), oif: m.attrs.oif ?? 0 });
+      }
+    }
+    return out;
+  }
+}
+
