@@ -94,6 +94,43 @@ struct ClassifierKernels {
   }
 #endif
 
+  // First set position in chunk c of the AND of the classes, or kNoMatch.
+  static uint32_t chunk_first_scalar(const Group& g, const uint64_t* const* cls, size_t nd, uint32_t c) {
+    const size_t off = g.leaf_off + size_t{c} * 4;
+    uint64_t w[4];
+    for (int k = 0; k < 4; ++k) w[k] = cls[0][off + k];
+    for (size_t i = 1; i < nd; ++i) {
+      for (int k = 0; k < 4; ++k) w[k] &= cls[i][off + k];
+    }
+    for (uint32_t k = 0; k < 4; ++k) {
+      if (w[k] != 0) return g.first + c * 256 + k * 64 + static_cast<uint32_t>(std::countr_zero(w[k]));
+    }
+    return kNoMatch;
+  }
+#if ZTB_X86
+  __attribute__((target("avx2"))) static uint32_t chunk_first_avx2(const Group& g, const uint64_t* const* cls,
+                                                                   size_t nd, uint32_t c) {
+    const size_t off = g.leaf_off + size_t{c} * 4;
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cls[0] + off));
+    for (size_t i = 1; i < nd; ++i) {
+      v = _mm256_and_si256(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cls[i] + off)));
+    }
+    if (_mm256_testz_si256(v, v)) return kNoMatch;
+    const int zero_lanes =
+        _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(v, _mm256_setzero_si256())));
+    const uint32_t k = static_cast<uint32_t>(std::countr_zero(static_cast<unsigned>(~zero_lanes & 0xF)));
+    alignas(32) uint64_t lanes[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), v);
+    return g.first + c * 256 + k * 64 + static_cast<uint32_t>(std::countr_zero(lanes[k]));
+  }
+#endif
+  static uint32_t chunk_first(bool avx2, const Group& g, const uint64_t* const* cls, size_t nd, uint32_t c) {
+#if ZTB_X86
+    if (avx2) return chunk_first_avx2(g, cls, nd, c);
+#endif
+    return chunk_first_scalar(g, cls, nd, c);
+  }
+
   template <bool kMasked>
   static uint32_t group_first(bool avx2, const Group& g, const uint64_t* const* cls, size_t nd,
                               const uint64_t* dead) {
@@ -107,7 +144,7 @@ struct ClassifierKernels {
     const size_t nd = g.dims.size();
     for (size_t i = 0; i < nd; ++i) {
       const Classifier::Dim& d = g.dims[i];
-      cls[i] = d.bits.data() + size_t{d.iv_class[d.interval(key[d.dim])]} * g.stride;
+      cls[i] = d.bits.data() + size_t{d.class_of(key[d.dim])} * g.stride;
     }
   }
 };
@@ -122,6 +159,44 @@ uint64_t splitmix64(uint64_t x) {
 }
 
 constexpr uint32_t kMaxU32 = 0xFFFFFFFFu;
+
+uint32_t interval_of(const Classifier::Dim& d, uint64_t v) {
+  return static_cast<uint32_t>(std::upper_bound(d.bounds.begin(), d.bounds.end(), v) - d.bounds.begin() - 1);
+}
+
+// Entry for the values [lo, hi] (hi - lo + 1 == 2^shift): a class id when the class is constant
+// there, a short search when at most four intervals meet, else a child node of min(8, shift) bits.
+uint32_t trie_entry(Classifier::Dim& d, uint64_t lo, uint64_t hi, uint32_t shift) {
+  const uint32_t a = interval_of(d, lo), b = interval_of(d, hi);
+  bool same = true;
+  for (uint32_t i = a + 1; i <= b && same; ++i) same = d.iv_class[i] == d.iv_class[a];
+  if (same) return d.iv_class[a];
+  if (b - a <= 3) return Classifier::Dim::kTagSearch | ((b - a) << 28) | a;
+  const uint32_t s = std::min<uint32_t>(8, shift);
+  const uint32_t off = static_cast<uint32_t>(d.trie.size());
+  d.trie.resize(d.trie.size() + (size_t{1} << s));
+  const uint32_t sub = shift - s;
+  for (uint64_t k = 0; k < (uint64_t{1} << s); ++k) {
+    const uint64_t sub_lo = lo + (k << sub);
+    const uint32_t e = trie_entry(d, sub_lo, sub_lo + (uint64_t{1} << sub) - 1, sub);
+    d.trie[off + k] = e;
+  }
+  return Classifier::Dim::kTagChild | off;
+}
+
+void build_trie(Classifier::Dim& d) {
+  d.span = static_cast<uint32_t>(std::bit_width(d.bounds.back()));
+  d.root_bits = d.span >= 24 ? 16 : std::min<uint32_t>(d.span, 8);
+  d.tail_class = d.iv_class.back();
+  const uint32_t shift = d.span - d.root_bits;
+  d.trie.assign(size_t{1} << d.root_bits, 0);
+  for (uint64_t j = 0; j < (uint64_t{1} << d.root_bits); ++j) {
+    const uint64_t lo = j << shift;
+    const uint32_t e = trie_entry(d, lo, lo + (uint64_t{1} << shift) - 1, shift);
+    d.trie[j] = e;
+  }
+  d.trie.shrink_to_fit();
+}
 
 // Builds the dimension tables of one group, or nullopt when they would exceed `limit` bytes.
 std::optional<Classifier::Group> build_group(int n_dims, const std::vector<const BoxRule*>& rules,
@@ -202,26 +277,11 @@ std::optional<Classifier::Group> build_group(int n_dims, const std::vector<const
       }
       dim.iv_class.push_back(cls);
     }
-    // Bucket table over the used span of the dimension.
-    const uint32_t m = static_cast<uint32_t>(dim.bounds.size());
-    const uint32_t span = static_cast<uint32_t>(std::bit_width(dim.bounds.back()));
-    const uint32_t want = std::clamp<uint32_t>(static_cast<uint32_t>(std::bit_width(m)) + 1, 1, 16);
-    const uint32_t k = std::min(span, want);
-    dim.shift = span - k;
-    dim.n_buckets = uint32_t{1} << k;
-    dim.bucket.resize(size_t{dim.n_buckets} + 2);
-    uint32_t iv = 0;
-    for (uint32_t j = 0; j < dim.n_buckets; ++j) {
-      const uint64_t v = uint64_t{j} << dim.shift;
-      while (iv + 1 < m && dim.bounds[iv + 1] <= v) ++iv;
-      dim.bucket[j] = iv;
-    }
-    dim.bucket[dim.n_buckets] = m - 1;
-    dim.bucket[dim.n_buckets + 1] = m - 1;
+    build_trie(dim);
     dim.bits.shrink_to_fit();
 
     const size_t dim_bytes = dim.bits.size() * 8 + (dim.bounds.size() + dim.iv_class.size() +
-                                                    dim.bucket.size()) * 4;
+                                                    dim.trie.size()) * 4;
     if (dim.n_classes <= 1) {
       // Every rule is a wildcard here: the dimension cannot discriminate. Keep one in reserve in
       // case no dimension discriminates (then any key matches every rule of the group).
@@ -244,7 +304,7 @@ size_t group_bytes(const Classifier::Group& g) {
   size_t b = sizeof(g);
   for (const Classifier::Dim& d : g.dims) {
     b += sizeof(d) + d.bits.capacity() * 8 +
-         (d.bounds.capacity() + d.iv_class.capacity() + d.bucket.capacity()) * 4;
+         (d.bounds.capacity() + d.iv_class.capacity() + d.trie.capacity()) * 4;
   }
   return b;
 }
@@ -350,26 +410,47 @@ void Classifier::first_match_batch(const uint32_t* keys, size_t n, uint32_t* out
     for (size_t i = 0; i < n; ++i) out[i] = kNoMatch;
     return;
   }
-  // Lockstep over a block of packets: all class lookups of the block first (independent loads the
-  // CPU can overlap), then the ANDs. Packets that miss the first group fall back to the rest.
-  constexpr size_t kBlock = 8;
+  // Software pipeline over a block of packets, so the cache misses of different packets overlap:
+  //   A: every class lookup of the block, prefetching each class's first line (its aggregate);
+  //   B: AND the first aggregate word, pick the first candidate chunk, prefetch that chunk;
+  //   C: AND the chunk. A packet whose candidate chunk is empty (aggregate false positive), whose
+  //      rules span several aggregate words, or that misses group 0 takes the general path.
+  constexpr size_t kBlock = 16;
+  constexpr uint32_t kSlow = 0xFFFFFFFFu;
   const Group& g0 = groups_[0];
   const size_t nd = g0.dims.size();
   const size_t stride_keys = static_cast<size_t>(n_dims_);
   const uint64_t* cls[kBlock][kMaxDims];
+  uint32_t chunk[kBlock];
   for (size_t base = 0; base < n; base += kBlock) {
     const size_t m = std::min(kBlock, n - base);
     for (size_t i = 0; i < nd; ++i) {
       const Dim& d = g0.dims[i];
       for (size_t p = 0; p < m; ++p) {
         const uint32_t v = keys[(base + p) * stride_keys + d.dim];
-        cls[p][i] = d.bits.data() + size_t{d.iv_class[d.interval(v)]} * g0.stride;
+        const uint64_t* ptr = d.bits.data() + size_t{d.class_of(v)} * g0.stride;
+        __builtin_prefetch(ptr);
+        cls[p][i] = ptr;
       }
     }
     for (size_t p = 0; p < m; ++p) {
-      uint32_t pos = ClassifierKernels::group_first<false>(avx2_, g0, cls[p], nd, nullptr);
-      if (pos == kNoMatch && groups_.size() > 1) {
+      uint64_t agg = cls[p][0][0];
+      for (size_t i = 1; i < nd; ++i) agg &= cls[p][i][0];
+      if (agg == 0 || g0.n_agg != 1) {
+        chunk[p] = kSlow;
+        continue;
+      }
+      const uint32_t c = static_cast<uint32_t>(std::countr_zero(agg));
+      chunk[p] = c;
+      for (size_t i = 0; i < nd; ++i) __builtin_prefetch(cls[p][i] + g0.leaf_off + size_t{c} * 4);
+    }
+    for (size_t p = 0; p < m; ++p) {
+      uint32_t pos = kNoMatch;
+      if (chunk[p] != kSlow) pos = ClassifierKernels::chunk_first(avx2_, g0, cls[p], nd, chunk[p]);
+      if (pos == kNoMatch && (chunk[p] != kSlow || g0.n_agg != 1 || groups_.size() > 1)) {
+        // General path: the whole of group 0 again (cheap: its lines are cached), then the rest.
         const uint32_t* key = keys + (base + p) * stride_keys;
+        pos = ClassifierKernels::group_first<false>(avx2_, g0, cls[p], nd, nullptr);
         const uint64_t* c2[kMaxDims];
         for (size_t gi = 1; gi < groups_.size() && pos == kNoMatch; ++gi) {
           ClassifierKernels::classes(groups_[gi], key, c2);
@@ -423,13 +504,22 @@ Status Classifier::check_invariants() const {
       for (uint32_t cl : d.iv_class) {
         if (cl >= d.n_classes) return fail(ds + "interval maps to a missing class");
       }
-      if (d.bucket.size() != size_t{d.n_buckets} + 2 || d.shift >= 32) return fail(ds + "bad bucket table");
-      for (uint32_t j = 0; j < d.n_buckets; ++j) {
-        const uint64_t v = uint64_t{j} << d.shift;
-        const uint32_t iv = static_cast<uint32_t>(
-            std::upper_bound(d.bounds.begin(), d.bounds.end(), v) - d.bounds.begin() - 1);
-        if (d.bucket[j] != iv) return fail(ds + "bucket " + std::to_string(j) + " is stale");
+      if (d.span > 32 || d.root_bits > d.span || d.trie.size() < (size_t{1} << d.root_bits)) {
+        return fail(ds + "bad trie geometry");
       }
+      for (uint32_t e : d.trie) {
+        const uint32_t tag = e >> 30;
+        if (tag == 3 || (tag == 0 && e >= d.n_classes) || (tag == 1 && (e & 0x3FFFFFFFu) >= d.trie.size()) ||
+            (tag == 2 && (e & 0x0FFFFFFFu) + ((e >> 28) & 3) >= d.bounds.size())) {
+          return fail(ds + "trie entry out of range");
+        }
+      }
+      for (size_t i = 0; i < d.bounds.size(); ++i) {
+        if (d.class_of(d.bounds[i]) != d.iv_class[i] || (i > 0 && d.class_of(d.bounds[i] - 1) != d.iv_class[i - 1])) {
+          return fail(ds + "trie disagrees with the intervals at bound " + std::to_string(d.bounds[i]));
+        }
+      }
+      if (d.class_of(0xFFFFFFFFu) != d.iv_class.back()) return fail(ds + "trie disagrees at the top value");
       if (d.bits.size() != size_t{d.n_classes} * g.stride) return fail(ds + "bit table size");
       for (uint32_t cl = 0; cl < d.n_classes; ++cl) {
         const uint64_t* w = d.bits.data() + size_t{cl} * g.stride;

@@ -17,9 +17,11 @@
 //   * intervals are folded into *classes*: intervals whose rule sets are equal share one class
 //     (hash + memcmp dedupe). A class stores the rule set as a leaf bit vector (one bit per rule,
 //     padded to 256-bit chunks) plus an aggregate vector (bit c = "chunk c is non-zero").
-//   * the interval search uses a bucket table over the top k bits of the dimension's used span
-//     (k <= 16): bucket[j] is the interval of the first value of bucket j, so only the bounds that
-//     fall inside one bucket are binary-searched — usually zero to three of them.
+//   * value -> class goes through a small multibit trie over the dimension's used bit span (root
+//     stride 16 for 32-bit fields, 8 below, then 8 per level) whose entries are class ids; a slot
+//     whose class is not constant becomes a child node, or, when it holds at most four
+//     intervals, a 1-2 step binary search over the bounds. Values past the span take the class
+//     of the last interval.
 //   * a dimension in which every rule is a wildcard has one class and is dropped from the lookup.
 // Lookup: map each active dimension to its class (O(1) table + a tiny search), AND the aggregate
 // words, take the lowest set aggregate bit, AND that 256-bit chunk across dimensions (AVX2 when the
@@ -43,14 +45,15 @@
 //   for_each_match(min_priority = priority of r2) starts at bit 2 and reports only r2.
 //
 // Invariants (check_invariants() verifies them; tests call it after every build):
-//   * bounds[0] == 0, strictly increasing; bucket[] non-decreasing, bucket[j] == interval of the
-//     first value of bucket j; every interval maps to a valid class.
+//   * bounds[0] == 0, strictly increasing; every interval maps to a valid class; class_of(v)
+//     equals the class of v's interval at every bound b and b - 1 (classes are constant between
+//     bounds, so that covers every value).
 //   * a class's aggregate bit c is set iff its chunk c is non-zero; bits past the group's rule
 //     count are zero; classes within a dimension are distinct.
 //   * positions are sorted by (priority, input order); groups tile [0, n_rules) in order and
 //     start at multiples of 256.
 // Complexity: build O(D * (R log R + I * R / 64)) for R rules, I intervals; lookup
-//   O(D * (1 + log bucket)) + O(D) per aggregate bit visited; memory as above.
+//   O(D * trie depth (<= 4)) + O(D) per aggregate bit visited; memory as above.
 // Thread-safety: immutable after build(); any number of threads may look up concurrently.
 #pragma once
 
@@ -121,24 +124,37 @@ class Classifier {
   // Internal layout, public only so the out-of-line SIMD kernels can read it.
   struct Dim {
     int dim = 0;                   // index into the key
-    uint32_t shift = 0;            // bucket = min(v >> shift, n_buckets)
-    uint32_t n_buckets = 0;
-    std::vector<uint32_t> bucket;  // n_buckets + 2 entries
+    uint32_t span = 0;             // every bound is < 2^span
+    uint32_t root_bits = 0;        // stride of the root node; later nodes take 8 bits
+    uint32_t tail_class = 0;       // class of values >= 2^span
+    // Multibit trie over [0, 2^span): entry tag (top two bits) 00 = class id, 01 = child node
+    // offset, 10 = "search": interval lo in bits 0..27 and hi - lo (1..3) in bits 28..29.
+    std::vector<uint32_t> trie;
     std::vector<uint32_t> bounds;  // interval starts
     std::vector<uint32_t> iv_class;
     std::vector<uint64_t> bits;    // n_classes * stride words
     uint32_t n_classes = 0;
 
-    uint32_t interval(uint32_t v) const {
-      uint32_t j = v >> shift;
-      if (j > n_buckets) j = n_buckets;
-      uint32_t lo = bucket[j], hi = bucket[j + 1];
-      // Invariant: bounds[lo] <= v; the answer lies in [lo, hi].
+    static constexpr uint32_t kTagChild = 1u << 30;
+    static constexpr uint32_t kTagSearch = 2u << 30;
+
+    uint32_t class_of(uint32_t v) const {
+      if (span < 32 && (v >> span) != 0) return tail_class;
+      uint32_t shift = span - root_bits;
+      uint32_t e = trie[v >> shift];
+      while ((e >> 30) == 1) {
+        const uint32_t s = shift < 8 ? shift : 8;
+        shift -= s;
+        e = trie[(e & 0x3FFFFFFFu) + ((v >> shift) & ((1u << s) - 1))];
+      }
+      if ((e >> 30) == 0) return e;
+      uint32_t lo = e & 0x0FFFFFFFu, hi = lo + ((e >> 28) & 3);
+      // Invariant: bounds[lo] <= v; the interval of v lies in [lo, hi].
       while (lo < hi) {
-        uint32_t mid = (lo + hi + 1) >> 1;
+        const uint32_t mid = (lo + hi + 1) >> 1;
         if (bounds[mid] <= v) lo = mid; else hi = mid - 1;
       }
-      return lo;
+      return iv_class[lo];
     }
   };
   struct Group {
@@ -175,7 +191,7 @@ void Classifier::for_each_match(const uint32_t* key, uint32_t min_priority, F&& 
     const size_t nd = g.dims.size();
     for (size_t i = 0; i < nd; ++i) {
       const Dim& d = g.dims[i];
-      cls[i] = d.bits.data() + size_t{d.iv_class[d.interval(key[d.dim])]} * g.stride;
+      cls[i] = d.bits.data() + size_t{d.class_of(key[d.dim])} * g.stride;
     }
     const uint32_t local_start = start > g.first ? start - g.first : 0;
     for (uint32_t a = local_start / 16384; a < g.n_agg; ++a) {
