@@ -19,7 +19,7 @@ export type Action =
   | { t: 'delete-link'; name: string }
   | { t: 'delete-netns'; name: string }
   | { t: 'create-netns'; name: string }
-  | { t: 'create-bridge'; name: string; mtu: number }
+  | { t: 'create-bridge'; name: string }
   | { t: 'create-vxlan'; name: string; vxlan: VxlanSpec; mtu: number; master: string }
   | { t: 'create-vlan'; name: string; id: number; parent: string; mtu: number; master: string }
   | { t: 'create-tap'; name: string }
@@ -220,8 +220,10 @@ export function planChanges(desired: DesiredTopology, actual: ActualState, opts:
     const br = keep(t.bridge, bw);
     if (!br && !isConflict(t.bridge)) {
       creates.push(t.bridge);
-      add(PHASES.createBridges, { t: 'create-bridge', name: t.bridge, mtu: t.mtu }, 'missing', tid, `create bridge ${t.bridge} (MTU ${t.mtu})`);
-      add(PHASES.configureBridges, { t: 'set-link', name: t.bridge, change: { alias: ownerAlias(tid, 'bridge'), up: true } }, 'missing', tid, `mark ${t.bridge} owned and up`);
+      add(PHASES.createBridges, { t: 'create-bridge', name: t.bridge }, 'missing', tid, `create bridge ${t.bridge}`);
+      // The MTU goes in this second message, not the create: only a change through ndo_change_mtu
+      // pins a bridge's MTU (BROPT_MTU_SET_BY_USER); otherwise it follows its smallest port.
+      add(PHASES.configureBridges, { t: 'set-link', name: t.bridge, change: { alias: ownerAlias(tid, 'bridge'), mtu: t.mtu, up: true } }, 'missing', tid, `mark ${t.bridge} owned, MTU ${t.mtu}, up`);
     } else if (br) {
       const { change, why } = linkFixes(br, bw, { mtu: t.mtu, master: null, mac: null });
       if (why.length) add(PHASES.configureBridges, { t: 'set-link', name: t.bridge, change }, 'misconfigured', tid, `fix ${t.bridge}: ${why.join(', ')}`);

@@ -148,7 +148,7 @@ class Executor {
         return;
       case 'create-bridge':
         this.#index = null;
-        return nl.createLink({ name: a.name, kind: 'bridge', mtu: a.mtu });
+        return nl.createLink({ name: a.name, kind: 'bridge' });
       case 'create-vxlan':
         this.#index = null;
         return nl.createLink({ name: a.name, kind: 'vxlan', vxlan: a.vxlan, mtu: a.mtu, master: await this.#resolve(a.master), up: true });
