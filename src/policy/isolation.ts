@@ -1,0 +1,167 @@
+// Policy layer: compiles the TOML document's `[policy]`, tenants and isolation settings into
+// ordinary pf text, so everything the isolation settings do is visible as pf rules in `check`
+// output and enforced by the same evaluator and backends as hand-written rules. Each piece of
+// generated text is tied to the TOML key that caused it (a `generated` PfUnit positioned there).
+//
+// The rule set (pf: last match wins, `quick` ends the walk; docs/toml.md has the long form):
+//   - default deny `block all`; the host and forwarded traffic may leave through the uplink;
+//     traffic arriving on a non-tenant interface toward a tenant's VMs is decided where it leaves
+//     toward the tenant (out on the tenant bridge); toward the tenant gateways (host services)
+//     it stays denied unless the document's own rules pass it.
+//   - traffic FROM a tenant is decided `in on` its bridge: quick blocks for spoofed sources,
+//     cluster networks, the host's services, VM-to-VM (inter_vm_isolation); quick passes for the
+//     allowed outbound ports; non-quick passes for the internet and intra-tenant traffic; then
+//     the tenant's own anchor, which may tighten or widen inside that envelope.
+//   - traffic TO a tenant is decided `out on` its bridge: intra-tenant traffic (already decided
+//     on the way in) passes quick, anything from another tenant is blocked quick
+//     (tenant_isolation), allowed inbound ports pass quick, then the tenant's anchor.
+// Isolation blocks are quick and come before the tenant anchors, and the anchors are called only
+// for their own bridge, so a tenant's rules can never open a path into another tenant, a cluster
+// network or the host.
+import { formatAddr, formatPrefix, parsePrefix, prefixesOverlap, type ParsedPrefix } from './toml-addr.js';
+import type { IsolationModel, PolicyModel, TenantModel } from './toml-model.js';
+import { tenantRuleInterfaces } from './toml-model.js';
+import type { PathSeg } from './toml-positions.js';
+
+/** Generated pf text for the main ruleset, tied to the TOML path that caused it. */
+export interface GeneratedUnit {
+  path: PathSeg[];
+  text: string;
+}
+
+/** Interface group holding every tenant bridge and tenant-listed interface. */
+export const TENANTS_GROUP = 'ztb_tenants';
+export const TABLE_TENANTS = 'ztb_tenants';
+export const TABLE_CLUSTER = 'ztb_cluster';
+export const TABLE_GATEWAYS = 'ztb_gateways';
+export const TABLE_PRIVATE = 'ztb_private';
+export const tenantTable = (id: string): string => `ztb_tenant_${id}`;
+
+/** Destinations that are not "the internet" for allow_internet: RFC 1918, CGNAT, loopback,
+ *  link-local, multicast, reserved, and their IPv6 counterparts (ULA, link-local, multicast). */
+export const NON_INTERNET: readonly string[] = [
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
+  '::/128',
+  '::1/128',
+  'fc00::/7',
+  'fe80::/10',
+  'ff00::/8',
+];
+
+function table(name: string, entries: string[]): string {
+  return `table <${name}> const { ${entries.join(' ')} }`;
+}
+
+function onIfs(ifs: string[]): string {
+  return ifs.length === 1 ? `on ${ifs[0]}` : `on { ${ifs.join(' ')} }`;
+}
+
+/** Units for the main ruleset, in evaluation order, before the document's own global rules. */
+export function generateMainUnits(m: PolicyModel): GeneratedUnit[] {
+  const units: GeneratedUnit[] = [];
+  const emit = (path: PathSeg[], ...lines: string[]): void => {
+    const last = units[units.length - 1];
+    // Consecutive lines caused by the same key share one unit (one position).
+    if (last && last.path.join('\0') === path.join('\0')) last.text += lines.join('\n') + '\n';
+    else units.push({ path, text: lines.join('\n') + '\n' });
+  };
+
+  if (m.blockPolicy !== undefined) emit(['policy', 'block_policy'], `set block-policy ${m.blockPolicy}`);
+  if (m.skip !== undefined && m.skip.length > 0) emit(['policy', 'skip'], `set skip on { ${m.skip.join(' ')} }`);
+  if (m.loginterface !== undefined) emit(['policy', 'loginterface'], `set loginterface ${m.loginterface}`);
+
+  // Tenant tables exist whether or not isolation is on: the document's own rules may use them
+  // (e.g. `match out on egress from <ztb_tenants> nat-to (egress:0)`).
+  if (m.tenants.length > 0) {
+    emit(['tenants'], table(TABLE_TENANTS, m.tenants.flatMap((t) => t.subnets.map(formatPrefix))));
+    for (const t of m.tenants) emit(['tenants', t.index, 'subnets'], table(tenantTable(t.id), t.subnets.map(formatPrefix)));
+  }
+
+  const iso = m.isolation;
+  if (iso) units.push(...isolationUnits(m, iso));
+  else
+    for (const t of m.tenants) if (t.rules !== undefined) units.push(anchorCall(t));
+  return units;
+}
+
+function anchorCall(t: TenantModel): GeneratedUnit {
+  return {
+    path: ['tenants', t.index, 'rules'],
+    text: `anchor "${t.id}" ${onIfs(tenantRuleInterfaces(t))}\n`,
+  };
+}
+
+function privateEntries(m: PolicyModel, iso: IsolationModel): string[] {
+  const fixed = NON_INTERNET.map((p) => parsePrefix(p) as ParsedPrefix);
+  const out = [...fixed];
+  // Cluster networks and tenant subnets are never "the internet", even when publicly routed.
+  for (const p of [...iso.clusterNetworks, ...m.tenants.flatMap((t) => t.subnets)]) {
+    if (!out.some((q) => prefixesOverlap(q, p) && q.len <= p.len)) out.push(p);
+  }
+  return out.map((p) => (p.len === (p.af === 'inet' ? 32 : 128) ? formatAddr(p.af, p.value) : formatPrefix(p)));
+}
+
+function isolationUnits(m: PolicyModel, iso: IsolationModel): GeneratedUnit[] {
+  const sec = iso.section;
+  const at = (key: string, ...rest: PathSeg[]): PathSeg[] => [...sec, key, ...rest];
+  const units: GeneratedUnit[] = [];
+  const emit = (path: PathSeg[], ...lines: string[]): void => {
+    const last = units[units.length - 1];
+    if (last && last.path.join('\0') === path.join('\0')) last.text += lines.join('\n') + '\n';
+    else units.push({ path, text: lines.join('\n') + '\n' });
+  };
+  const hasTenants = m.tenants.length > 0;
+  const gateways = m.tenants.flatMap((t) => t.gateways.map((g) => formatAddr(g.addr.af, g.addr.value)));
+
+  if (iso.clusterNetworks.length > 0) emit(at('cluster_networks'), table(TABLE_CLUSTER, iso.clusterNetworks.map(formatPrefix)));
+  if (gateways.length > 0) emit(['tenants'], table(TABLE_GATEWAYS, gateways));
+  if (iso.allowInternet && hasTenants) emit(at('allow_internet'), table(TABLE_PRIVATE, privateEntries(m, iso)));
+
+  // Default deny: the seed's base chains accept by default; ours do not.
+  emit(at('enabled'), 'block all');
+  emit(at('uplink'), `pass out on ${iso.uplink} all`);
+  if (hasTenants) emit(sec, `pass in on ! ${TENANTS_GROUP} to <${TABLE_TENANTS}>`);
+  // ...but the gateway addresses inside those subnets are the host's own services: default deny.
+  if (gateways.length > 0) emit(sec, `block in on ! ${TENANTS_GROUP} to <${TABLE_GATEWAYS}>`);
+
+  for (const t of m.tenants) {
+    const on = onIfs(tenantRuleInterfaces(t));
+    const own = `<${tenantTable(t.id)}>`;
+    const tpath: PathSeg[] = ['tenants', t.index];
+
+    // From the tenant (in on its bridge).
+    emit([...tpath, 'subnets'], `block in quick ${on} from ! ${own}`);
+    if (iso.clusterNetworks.length > 0) emit(at('cluster_networks'), `block in quick ${on} to <${TABLE_CLUSTER}>`);
+    for (const p of iso.allowedPorts)
+      if (p.direction !== 'inbound')
+        emit(at('allowed_ports', p.index), `pass in quick ${on} proto ${p.protocol} from ${own} to port ${p.port}`);
+    if (iso.hostServicesBlocked) {
+      if (gateways.length > 0) emit(at('host_services_blocked'), `block in quick ${on} to <${TABLE_GATEWAYS}>`);
+      emit(at('host_services_blocked'), `block in quick ${on} to self`);
+    } else {
+      if (gateways.length > 0) emit(at('host_services_blocked'), `pass in quick ${on} from ${own} to <${TABLE_GATEWAYS}>`);
+      emit(at('host_services_blocked'), `pass in quick ${on} from ${own} to self`);
+    }
+    if (iso.interVmIsolation) emit(at('inter_vm_isolation'), `block in quick ${on} from ${own} to ${own}`);
+    if (iso.allowInternet) emit(at('allow_internet'), `pass in ${on} from ${own} to ! <${TABLE_PRIVATE}>`);
+    if (!iso.interVmIsolation) emit(at('inter_vm_isolation'), `pass in ${on} from ${own} to ${own}`);
+
+    // To the tenant (out on its bridge).
+    if (!iso.interVmIsolation) emit(at('inter_vm_isolation'), `pass out quick ${on} from ${own} to ${own}`);
+    if (iso.tenantIsolation) emit(at('tenant_isolation'), `block out quick ${on} from <${TABLE_TENANTS}>`);
+    for (const p of iso.allowedPorts)
+      if (p.direction !== 'outbound')
+        emit(at('allowed_ports', p.index), `pass out quick ${on} proto ${p.protocol} to ${own} port ${p.port}`);
+
+    if (t.rules !== undefined) units.push(anchorCall(t));
+  }
+  return units;
+}
