@@ -1,5 +1,5 @@
-// Backend layer (pf): the entry point `ztb-enforce apply POLICY --backend pf [--dry-run]` calls.
-// applyPf() picks the ABI table (explicit, ZTB_PF_RELEASE, or the running OpenBSD's release),
+// Backend layer (pf): the entry point `ztb-enforce apply POLICY --backend pf [--dry-run]` calls
+// (applyBackend, the hook src/cli/commands/apply.ts looks up). applyPf() picks the ABI table (explicit, ZTB_PF_RELEASE, or the running OpenBSD's release),
 // plans the transaction and runs it on /dev/pf (or on a device the caller passes). On a host
 // without pf, a dry run validates the plan against the simulated kernel and returns it for
 // printing; anything else is a BackendError, because there is no kernel to load into.
@@ -66,4 +66,45 @@ export async function applyPf(ir: Ir, opts: ApplyPfOptions = {}): Promise<ApplyP
   } finally {
     dev.close();
   }
+}
+
+/** The slice of the CLI's io this hook writes to (structural, so backends do not import cli). */
+interface HookIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+/** Hook for `ztb-enforce apply POLICY --backend pf [--dry-run] [--json]`. */
+export async function applyBackend(
+  ir: Ir,
+  opts: { netns?: string; dryRun: boolean; json: boolean; net?: unknown },
+  io: HookIo,
+): Promise<number> {
+  if (opts.netns && !opts.dryRun) {
+    throw new BackendError('pf has no network namespaces; --netns cannot be combined with --backend pf', 'ERR_ZTB_PF_USAGE');
+  }
+  const r = await applyPf(ir, { dryRun: opts.dryRun });
+  if (opts.json) {
+    io.stdout.write(
+      `${JSON.stringify(
+        {
+          backend: 'pf',
+          release: r.release,
+          ranOn: r.ranOn,
+          committed: r.committed,
+          elements: r.plan.elements,
+          steps: [r.plan.begin, ...r.plan.steps, r.plan.commit].map((s) => ({ ioctl: s.ioctl, request: s.request, what: s.what })),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return 0;
+  }
+  io.stdout.write(r.planText);
+  const n = r.plan.steps.filter((s) => s.ioctl === 'DIOCADDRULE').length;
+  if (r.committed) io.stdout.write(`pf: committed ${n} rules in ${r.plan.elements.length / 2} rulesets (${r.release})\n`);
+  else if (r.ranOn === 'simulator') io.stdout.write(`pf: dry run, plan validated on the simulated kernel (${r.release}); nothing loaded\n`);
+  else io.stdout.write(`pf: dry run, the kernel validated ${n} rules and rolled back (${r.release})\n`);
+  return 0;
 }

@@ -52,3 +52,24 @@ describe('applyPf', () => {
     expect(t.plan.elements.map((e) => e.anchor)).toEqual(['tenant1', 'tenant1']);
   });
 });
+
+describe('applyBackend (the CLI hook)', () => {
+  function sink(): { io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }; out: () => string } {
+    let text = '';
+    const w = { write: (c: string) => ((text += c), true) } as unknown as NodeJS.WritableStream;
+    return { io: { stdout: w, stderr: w }, out: () => text };
+  }
+  it('prints the plan for a dry run and refuses a real load off OpenBSD', async () => {
+    const { applyBackend } = await import('../../../src/backends/pf/apply.js');
+    const s = sink();
+    expect(await applyBackend(ir(), { dryRun: true, json: false }, s.io)).toBe(0);
+    expect(s.out()).toContain('DIOCXBEGIN 0xC0104451');
+    expect(s.out()).toMatch(/pf: dry run, plan validated on the simulated kernel \(pfvar-1\.543\); nothing loaded\n$/);
+    const j = sink();
+    await applyBackend(ir(), { dryRun: true, json: true }, j.io);
+    const doc = JSON.parse(j.out()) as { backend: string; steps: { ioctl: string }[] };
+    expect(doc.backend).toBe('pf');
+    expect(doc.steps.map((x) => x.ioctl)).toEqual(['DIOCXBEGIN', 'DIOCADDRULE', 'DIOCADDRULE', 'DIOCADDRULE', 'DIOCCLRIFFLAG', 'DIOCSETSTATUSIF', 'DIOCXCOMMIT']);
+    await expect(applyBackend(ir(), { dryRun: false, json: false }, sink().io)).rejects.toThrow('pf backend needs OpenBSD /dev/pf; use --dry-run to print the plan');
+  });
+});
