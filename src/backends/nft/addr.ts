@@ -1,0 +1,149 @@
+// Backend layer (nftables): address arithmetic the renderer needs and nftables cannot do for us —
+// pf tables with `!` exceptions become interval sets (longest-prefix semantics flattened into
+// disjoint ranges), and rules evaluated after a `match ... rdr-to/nat-to` are specialised by testing
+// the (constant) translated address against their criteria at render time. Addresses are handled as
+// bigints so IPv4 and IPv6 share one code path.
+import { isIPv4, isIPv6 } from 'node:net';
+import type { AddressFamily, Prefix } from '../../policy/ir.js';
+
+export interface Interval {
+  lo: bigint;
+  hi: bigint;
+}
+
+export function afOf(ip: string): AddressFamily | null {
+  if (isIPv4(ip)) return 'inet';
+  if (isIPv6(ip)) return 'inet6';
+  return null;
+}
+
+export function bitsOf(af: AddressFamily): number {
+  return af === 'inet' ? 32 : 128;
+}
+
+export function ipToBig(ip: string): bigint {
+  if (isIPv4(ip)) return ip.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+  if (!isIPv6(ip)) throw new TypeError(`not an IP address: ${ip}`);
+  let s = ip;
+  let tail: number[] = [];
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (v4) {
+    const b = v4[1]!.split('.').map(Number);
+    tail = [(b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!];
+    s = s.slice(0, -v4[1]!.length) + '0:0';
+  }
+  const [head, rest] = s.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const r = rest !== undefined ? (rest ? rest.split(':') : []) : [];
+  const groups = [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r].map((g) => parseInt(g, 16));
+  if (tail.length) groups.splice(6, 2, ...tail);
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);
+}
+
+export function bigToIp(v: bigint, af: AddressFamily): string {
+  if (af === 'inet') return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
+  const g: number[] = [];
+  for (let i = 7; i >= 0; i--) g.push(Number((v >> BigInt(i * 16)) & 0xffffn));
+  // RFC 5952: compress the longest run (>= 2) of zero groups, the first one on a tie.
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = g.map((x) => x.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+export function prefixInterval(p: Prefix): Interval {
+  const bits = bitsOf(p.af);
+  const base = ipToBig(p.addr);
+  const span = (1n << BigInt(bits - p.len)) - 1n;
+  return { lo: base & ~span & ((1n << BigInt(bits)) - 1n), hi: (base & ~span) | span };
+}
+
+export function prefixContains(p: Prefix, ip: string): boolean {
+  if (afOf(ip) !== p.af) return false;
+  const { lo, hi } = prefixInterval(p);
+  const v = ipToBig(ip);
+  return v >= lo && v <= hi;
+}
+
+/** Parses "10.0.0.1/24" (or a bare address) into its address and prefix length. */
+export function parseCidr(cidr: string): { af: AddressFamily; addr: string; len: number } | null {
+  const [addr, lenText] = cidr.split('/') as [string, string | undefined];
+  const af = afOf(addr);
+  if (!af) return null;
+  const len = lenText === undefined ? bitsOf(af) : Number(lenText);
+  if (!Number.isInteger(len) || len < 0 || len > bitsOf(af)) return null;
+  return { af, addr, len };
+}
+
+/** The network prefix a CIDR address belongs to (host bits cleared). */
+export function networkOf(cidr: { af: AddressFamily; addr: string; len: number }): Prefix {
+  const bits = bitsOf(cidr.af);
+  const mask = ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - cidr.len)) - 1n);
+  return { af: cidr.af, addr: bigToIp(ipToBig(cidr.addr) & mask, cidr.af), len: cidr.len };
+}
+
+export function broadcastOf(cidr: { af: AddressFamily; addr: string; len: number }): string | null {
+  if (cidr.af !== 'inet' || cidr.len >= 31) return null;
+  return bigToIp(prefixInterval(networkOf(cidr)).hi, 'inet');
+}
+
+function union(list: Interval[], add: Interval): Interval[] {
+  const out: Interval[] = [];
+  let cur = add;
+  for (const iv of list) {
+    if (iv.hi + 1n < cur.lo || cur.hi + 1n < iv.lo) out.push(iv);
+    else cur = { lo: iv.lo < cur.lo ? iv.lo : cur.lo, hi: iv.hi > cur.hi ? iv.hi : cur.hi };
+  }
+  out.push(cur);
+  return out.sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
+}
+
+function subtract(list: Interval[], cut: Interval): Interval[] {
+  const out: Interval[] = [];
+  for (const iv of list) {
+    if (iv.hi < cut.lo || cut.hi < iv.lo) {
+      out.push(iv);
+      continue;
+    }
+    if (iv.lo < cut.lo) out.push({ lo: iv.lo, hi: cut.lo - 1n });
+    if (iv.hi > cut.hi) out.push({ lo: cut.hi + 1n, hi: iv.hi });
+  }
+  return out;
+}
+
+/**
+ * Flattens a pf table (longest-prefix match, `!` entries as exceptions) into disjoint intervals of
+ * one family. Prefixes are either nested or disjoint, so applying entries from the shortest to the
+ * longest prefix lets every more specific entry override its enclosing ones — exactly what a
+ * longest-prefix lookup decides.
+ */
+export function tableIntervals(entries: { neg: boolean; prefix: Prefix }[], af: AddressFamily): Interval[] {
+  const sorted = entries.filter((e) => e.prefix.af === af).sort((a, b) => a.prefix.len - b.prefix.len);
+  let list: Interval[] = [];
+  for (const e of sorted) list = e.neg ? subtract(list, prefixInterval(e.prefix)) : union(list, prefixInterval(e.prefix));
+  return list;
+}
+
+/** Longest-prefix table lookup of one address (the static twin of the rendered set). */
+export function tableContains(entries: { neg: boolean; prefix: Prefix }[], ip: string): boolean {
+  let best: { neg: boolean; len: number } | null = null;
+  for (const e of entries) {
+    if (!prefixContains(e.prefix, ip)) continue;
+    if (!best || e.prefix.len > best.len) best = { neg: e.neg, len: e.prefix.len };
+  }
+  return best !== null && !best.neg;
+}
