@@ -99,8 +99,7 @@ function countObjects(d: DesiredTopology): number {
 /** Runs steps against the kernel; resolves names to indexes lazily, re-reading after creations. */
 class Executor {
   readonly #nl: Rtnl;
-  // Name -> index, shared by the concurrent workers of a phase (one dump, not one per worker);
-  // dropped whenever a step creates a link.
+  // Name -> index, shared by the concurrent workers of a phase (one dump, not one per worker).
   #index: Promise<Map<string, number>> | null = null;
   readonly #ns = new Map<string, { nl: Rtnl; index: Promise<Map<string, number>> | null }>();
   messagesOther = 0;
@@ -147,20 +146,15 @@ class Executor {
         createNetns(a.name);
         return;
       case 'create-bridge':
-        this.#index = null;
         return nl.createLink({ name: a.name, kind: 'bridge' });
       case 'create-vxlan':
-        this.#index = null;
         return nl.createLink({ name: a.name, kind: 'vxlan', vxlan: a.vxlan, mtu: a.mtu, master: await this.#resolve(a.master), up: true });
       case 'create-vlan':
-        this.#index = null;
         return nl.createLink({ name: a.name, kind: 'vlan', vlan: { id: a.id, link: await this.#resolve(a.parent) }, mtu: a.mtu, master: await this.#resolve(a.master), up: true });
       case 'create-tap':
-        this.#index = null;
         createTap(a.name, { netns: nl.netns });
         return;
       case 'create-veth': {
-        this.#index = null;
         const master = await this.#resolve(a.master);
         const fd = openSync(netnsPath(a.peer.netns), 'r');
         try {
@@ -175,8 +169,6 @@ class Executor {
         } finally {
           closeSync(fd);
         }
-        const e = this.#ns.get(a.peer.netns);
-        if (e) e.index = null;
         return;
       }
       case 'set-link':
@@ -209,7 +201,9 @@ class Executor {
     }
   }
 
-  /** Phases run in order; the steps of one phase are independent and run concurrently. */
+  /** Phases run in order; the steps of one phase are independent and run concurrently. No step
+   *  needs the index of a link created in its own phase (that is what the phases are for), so the
+   *  name -> index maps are dropped only between phases, after links were created or deleted. */
   async runAll(steps: Step[], concurrency: number): Promise<number> {
     let done = 0;
     let i = 0;
@@ -227,6 +221,10 @@ class Executor {
         }
       };
       await Promise.all(Array.from({ length: Math.min(concurrency, batch.length) }, worker));
+      if (batch.some((s) => s.action.t.startsWith('create-') || s.action.t.startsWith('delete-'))) {
+        this.#index = null;
+        for (const e of this.#ns.values()) e.index = null;
+      }
       i = j;
     }
     return done;

@@ -131,17 +131,35 @@ export class Rtnl {
     this.#sock.socket.close();
   }
 
-  // The kernel runs one dump per socket at a time; a second concurrent dump interleaves with the
-  // first and the package then rejects "Multipart message not terminated properly". Dumps queue.
-  #dumpTail: Promise<unknown> = Promise.resolve();
+  // netlink@0.3.0 groups a dump's parts by arrival: any other reply (an ACK of a concurrent
+  // request) arriving mid-dump cuts it short ("Multipart message not terminated properly"). So a
+  // dump is exclusive on its socket: it waits for in-flight requests to drain and holds new ones
+  // back until it is done; ordinary requests run concurrently with each other.
+  #active = 0;
+  #exclusive: Promise<void> | null = null;
+  #drained: (() => void)[] = [];
 
   async #dump<T>(object: string, fn: () => Promise<T>): Promise<T> {
-    const run = this.#dumpTail.then(
-      () => this.#call('list', object, fn),
-      () => this.#call('list', object, fn),
-    );
-    this.#dumpTail = run.catch(() => undefined);
-    return run;
+    while (this.#exclusive) await this.#exclusive;
+    let release!: () => void;
+    this.#exclusive = new Promise<void>((r) => (release = r));
+    try {
+      if (this.#active > 0) await new Promise<void>((r) => this.#drained.push(r));
+      return await this.#call('list', object, fn);
+    } finally {
+      this.#exclusive = null;
+      release();
+    }
+  }
+
+  async #shared<T>(op: string, object: string, fn: () => Promise<T>): Promise<T> {
+    while (this.#exclusive) await this.#exclusive;
+    this.#active++;
+    try {
+      return await this.#call(op, object, fn);
+    } finally {
+      if (--this.#active === 0) for (const r of this.#drained.splice(0)) r();
+    }
   }
 
   async #call<T>(op: string, object: string, fn: () => Promise<T>): Promise<T> {
@@ -248,7 +266,7 @@ export class Rtnl {
     const attrs = { ...linkAttrs({ ...spec }), ifname: spec.name, linkinfo: li };
     if (spec.kind === 'vlan' && spec.vlan) attrs.link = putU32(spec.vlan.link);
     const data: rt.Link = spec.up ? { flags: { up: true }, change: { up: true } } : {};
-    await this.#call(`create ${spec.kind}`, spec.name, () =>
+    await this.#shared(`create ${spec.kind}`, spec.name, () =>
       this.#sock.newLink(data, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL }),
     );
   }
@@ -259,11 +277,11 @@ export class Rtnl {
       data.change = { up: true };
       data.flags = change.up ? { up: true } : {};
     }
-    await this.#call('configure', name, () => this.#sock.setLink(data, linkAttrs(change)));
+    await this.#shared('configure', name, () => this.#sock.setLink(data, linkAttrs(change)));
   }
 
   async deleteLink(index: number, name: string): Promise<void> {
-    await this.#call('delete', name, () => this.#sock.delLink({ index }));
+    await this.#shared('delete', name, () => this.#sock.delLink({ index }));
   }
 
   async addAddress(index: number, link: string, addr: string, len: number): Promise<void> {
@@ -272,7 +290,7 @@ export class Rtnl {
     const attrs: rt.AddressAttrs = af === 'inet' ? { local: b, address: b } : { address: b };
     // nodad: a gateway on a bridge without carrier would otherwise stay tentative and unusable.
     if (af === 'inet6') attrs.flags = { nodad: true };
-    await this.#call('add address', `${addr}/${len} on ${link}`, () =>
+    await this.#shared('add address', `${addr}/${len} on ${link}`, () =>
       this.#sock.newAddress(
         { family: af === 'inet' ? AF_INET : AF_INET6, prefixlen: len, index, scope: RT_SCOPE_UNIVERSE, flags: af === 'inet6' ? { nodad: true } : {} },
         attrs,
@@ -284,14 +302,14 @@ export class Rtnl {
   async delAddress(index: number, link: string, addr: string, len: number): Promise<void> {
     const af = familyOf(addr);
     const b = ipToBuf(addr);
-    await this.#call('delete address', `${addr}/${len} on ${link}`, () =>
+    await this.#shared('delete address', `${addr}/${len} on ${link}`, () =>
       this.#sock.delAddress({ family: af === 'inet' ? AF_INET : AF_INET6, prefixlen: len, index }, af === 'inet' ? { local: b, address: b } : { address: b }),
     );
   }
 
   /** `bridge fdb append MAC dev LINK dst DST` (NTF_SELF: the vxlan device's own table). */
   async addFdb(index: number, link: string, mac: string, dst: string): Promise<void> {
-    await this.#call('add fdb entry', `${mac} dst ${dst} on ${link}`, () =>
+    await this.#shared('add fdb entry', `${mac} dst ${dst} on ${link}`, () =>
       this.#sock.newNeighbor(
         { family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } },
         { lladdr: macToBuf(mac), dst: ipToBuf(dst) },
@@ -301,14 +319,14 @@ export class Rtnl {
   }
 
   async delFdb(index: number, link: string, mac: string, dst: string): Promise<void> {
-    await this.#call('delete fdb entry', `${mac} dst ${dst} on ${link}`, () =>
+    await this.#shared('delete fdb entry', `${mac} dst ${dst} on ${link}`, () =>
       this.#sock.delNeighbor({ family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } }, { lladdr: macToBuf(mac), dst: ipToBuf(dst) }),
     );
   }
 
   async addDefaultRoute(index: number, link: string, gateway: string): Promise<void> {
     const af = familyOf(gateway);
-    await this.#call('add default route', `via ${gateway} dev ${link}`, () =>
+    await this.#shared('add default route', `via ${gateway} dev ${link}`, () =>
       this.#sock.newRoute(
         { family: af === 'inet' ? AF_INET : AF_INET6, dstLen: 0, table: 254, protocol: 'STATIC', scope: 'UNIVERSE', type: 'UNICAST' },
         { gateway: ipToBuf(gateway), oif: index },
