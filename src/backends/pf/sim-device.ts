@@ -34,9 +34,15 @@ interface SimRuleset {
   inactiveTicket: number | null;
 }
 
+interface SimTable {
+  entries: number;
+  flags: number;
+  stats?: { match: bigint; packets: bigint[][] };
+}
+
 interface SimTableSet {
-  active: Map<string, { entries: number; flags: number }>;
-  inactive: Map<string, { entries: number; flags: number }> | null;
+  active: Map<string, SimTable>;
+  inactive: Map<string, SimTable> | null;
   ticket: number | null;
 }
 
@@ -82,6 +88,13 @@ export class SimulatedPfDevice implements IoctlDevice {
     const rs = this.rulesets.get(anchor);
     if (!rs || nr >= rs.active.length) throw new Error(`no active rule ${nr} in "${anchor}"`);
     rs.activeCounters[nr] = { ...ZERO_COUNTERS(), ...c };
+  }
+
+  /** Sets what DIOCRGETTSTATS reports for an active table. */
+  setTableStats(anchor: string, name: string, stats: { match: bigint; packets: bigint[][] }): void {
+    const t = this.tables.get(anchor)?.active.get(name);
+    if (!t) throw new Error(`no active table <${name}> in "${anchor}"`);
+    t.stats = stats;
   }
 
   /** Replaces an anchor's active rules behind the loader's back (another pfctl, say). */
@@ -181,6 +194,60 @@ export class SimulatedPfDevice implements IoctlDevice {
           if (a.u8('pfra_net') > (af === AF.inet ? 32 : 128)) throw new SimErrno('EINVAL', 'pfr_addr net');
         }
         ts.inactive!.set(tname, { entries: n, flags: t.u32('pfrio_table.pfrt_flags') });
+        return;
+      }
+      case 'DIOCRSETADDRS': {
+        const t = new StructView(S.pfioc_table, arg);
+        const anchor = t.string('pfrio_table.pfrt_anchor');
+        const tname = t.string('pfrio_table.pfrt_name');
+        call.anchor = anchor;
+        const cur = this.tables.get(anchor)?.active.get(tname);
+        if (!cur) throw new SimErrno('ESRCH', `no table <${tname}> in "${anchor}"`);
+        if (t.i32('pfrio_esize') !== S.pfr_addr.size) throw new SimErrno('ENODEV', 'pfr_addr esize');
+        const n = t.i32('pfrio_size');
+        if (n < 0 || !payload || payload.buf.length !== n * S.pfr_addr.size) throw new SimErrno('EINVAL', 'address buffer size');
+        t.setI32('pfrio_nadd', Math.max(0, n - cur.entries)).setI32('pfrio_ndel', Math.max(0, cur.entries - n)).setI32('pfrio_nchange', 0);
+        cur.entries = n;
+        return;
+      }
+      case 'DIOCRADDTABLES': {
+        const t = new StructView(S.pfioc_table, arg);
+        if (t.i32('pfrio_esize') !== S.pfr_table.size) throw new SimErrno('ENODEV', 'pfr_table esize');
+        const n = t.i32('pfrio_size');
+        if (n < 0 || !payload || payload.buf.length !== n * S.pfr_table.size) throw new SimErrno('EINVAL', 'table buffer size');
+        let added = 0;
+        for (let i = 0; i < n; i++) {
+          const e = new StructView(S.pfr_table, payload.buf, i * S.pfr_table.size);
+          const ts = this.#tableset(e.string('pfrt_anchor'));
+          const nm = e.string('pfrt_name');
+          if (!nm) throw new SimErrno('EINVAL', 'empty table name');
+          if (!ts.active.has(nm)) {
+            ts.active.set(nm, { entries: 0, flags: e.u32('pfrt_flags') });
+            added++;
+          }
+        }
+        t.setI32('pfrio_nadd', added);
+        return;
+      }
+      case 'DIOCRGETTSTATS': {
+        const t = new StructView(S.pfioc_table, arg);
+        const anchor = t.string('pfrio_table.pfrt_anchor');
+        call.anchor = anchor;
+        if (t.i32('pfrio_esize') !== S.pfr_tstats.size) throw new SimErrno('ENODEV', 'pfr_tstats esize');
+        const list: [string, SimTable][] = [...(this.tables.get(anchor)?.active ?? new Map<string, SimTable>()).entries()];
+        const cap = t.i32('pfrio_size');
+        t.setI32('pfrio_size', list.length);
+        if (list.length > cap) return;
+        if (!payload || payload.buf.length < list.length * S.pfr_tstats.size) throw new SimErrno('EFAULT', 'stats buffer');
+        list.forEach(([nm, info], i) => {
+          const s = new StructView(S.pfr_tstats, payload.buf, i * S.pfr_tstats.size);
+          s.setString('pfrts_t.pfrt_anchor', anchor).setString('pfrts_t.pfrt_name', nm).setU32('pfrts_t.pfrt_flags', info.flags);
+          s.setI32('pfrts_cnt', info.entries);
+          if (info.stats) {
+            s.setU64('pfrts_match', info.stats.match);
+            info.stats.packets.forEach((row, d) => row.forEach((v, o) => s.setU64('pfrts_packets', v, d * 4 + o)));
+          }
+        });
         return;
       }
       case 'DIOCSETSTATUSIF': {
