@@ -1,0 +1,271 @@
+// Engine template bodies (included by engine.h only).
+#pragma once
+
+namespace ztb {
+
+template <class C>
+bool Engine<C>::visit(const Program& p, uint32_t i, PacketKey& k, uint32_t* dims, WalkState& w,
+                      bool* on_translate) {
+  // Invariant: the decision's quick_end is the end of the quick anchor it sits directly in; once
+  // the walk passes it with that decision still standing, pf stops the whole evaluation.
+  if (w.decision != kNone && i >= p.entries[w.decision].quick_end) {
+    w.stopped = true;
+    return false;
+  }
+  const Entry& e = p.entries[i];
+  if (!flags_ok(e.tcp_bits, e.tcp_mask, k)) return true;
+  for (uint32_t c = 0; c < e.chain_cnt; ++c) {
+    const Instance& x = p.instances[p.chains[e.chain_off + c]];
+    if (!flags_ok(x.tcp_bits, x.tcp_mask, k)) return true;
+  }
+  p.rule_counters[e.rule_id].matches.add(1);
+  switch (e.kind) {
+    case EntryKind::kMatch: {
+      if (w.n_match < kMaxMatchIds) w.match_ids[w.n_match++] = e.rule_id;
+      bool changed = false;
+      if (e.nat != kNone) changed |= apply_translation(p, p.translations[e.nat], rr_++, k);
+      if (e.rdr != kNone) changed |= apply_translation(p, p.translations[e.rdr], rr_++, k);
+      if (changed) {
+        w.translated = true;
+        key_dims(k, dims);
+        *on_translate = true;
+      }
+      if (e.flags & kEntryQuick) {
+        w.stopped = true;
+        return false;
+      }
+      return true;
+    }
+    case EntryKind::kPass:
+    case EntryKind::kBlock:
+      w.decision = i;
+      if (e.flags & kEntryQuick) {
+        w.stopped = true;
+        return false;
+      }
+      return true;
+    case EntryKind::kDepthDrop:
+      w.decision = i;
+      w.stopped = true;
+      return false;
+  }
+  return true;
+}
+
+template <class C>
+void Engine<C>::walk_classifier(const Ruleset<C>& rs, PacketKey& k, WalkState& w) {
+  const Program& p = *rs.program;
+  uint32_t dims[kDims];
+  key_dims(k, dims);
+  uint32_t resume = kNone;
+  PacketKey before;
+  uint32_t last = kNone;
+  rs.classifier.for_each_match(dims, 0, [&](uint32_t, uint32_t i) {
+    // An entry with several boxes is reported once per matching box; they are adjacent.
+    if (i == last) return true;
+    last = i;
+    bool translated = false;
+    before = k;
+    if (!visit(p, i, k, dims, w, &translated)) return false;
+    if (translated) {
+      resume = i + 1;
+      return false;
+    }
+    return true;
+  });
+  if (resume != kNone) walk_linear(p, resume, before, k, w);
+}
+
+template <class C>
+void Engine<C>::walk_linear(const Program& p, uint32_t from, const PacketKey& gate_key, PacketKey& k,
+                            WalkState& w) {
+  const size_t n_inst = p.instances.size();
+  if (gate_.size() < n_inst) gate_.resize(n_inst);  // grows once per ruleset size, not per packet
+  uint32_t dims[kDims];
+  key_dims(gate_key, dims);
+  size_t xi = 0;
+  // Anchors entered before `from` were tested when the walk reached them, i.e. on gate_key.
+  for (; xi < n_inst && p.instances[xi].start < from; ++xi) {
+    const Instance& x = p.instances[xi];
+    gate_[xi] = x.end > from && p.boxes_contain(x.box_off, x.box_cnt, dims) &&
+                flags_ok(x.tcp_bits, x.tcp_mask, gate_key);
+  }
+  key_dims(k, dims);
+  const uint32_t n = static_cast<uint32_t>(p.entries.size());
+  for (uint32_t i = from; i < n; ++i) {
+    while (xi < n_inst && p.instances[xi].start <= i) {
+      const Instance& x = p.instances[xi];
+      gate_[xi] = p.boxes_contain(x.box_off, x.box_cnt, dims) && flags_ok(x.tcp_bits, x.tcp_mask, k);
+      ++xi;
+    }
+    const Entry& e = p.entries[i];
+    bool open = true;
+    for (uint32_t c = 0; c < e.chain_cnt && open; ++c) open = gate_[p.chains[e.chain_off + c]];
+    if (!open || !p.boxes_contain(e.box_off, e.box_cnt, dims)) continue;
+    bool translated = false;
+    if (!visit(p, i, k, dims, w, &translated)) return;
+  }
+}
+
+template <class C>
+uint32_t Engine<C>::classify_tenant(const Program& p, const PacketKey& k) const {
+  if (p.flags & kProgramTenantByAnchor) return kNone;  // decided by the deciding rule instead
+  if (!p.tenant_by_iface.empty()) {
+    auto it = p.tenant_by_iface.find(k.ifindex);
+    if (it != p.tenant_by_iface.end()) return it->second;
+  }
+  if (k.has_vlan && p.tenant_by_vlan[k.vlan] != kNone) return p.tenant_by_vlan[k.vlan];
+  if (k.has_vni && !p.tenant_by_vni.empty()) {
+    auto it = p.tenant_by_vni.find(k.vni);
+    if (it != p.tenant_by_vni.end()) return it->second;
+  }
+  return p.tenant_prefixes.lookup(k.af, k.dir == 0 ? k.src : k.dst);
+}
+
+template <class C>
+void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
+  *v = Verdict{};
+  counters_.packets.add(1);
+  counters_.bytes.add(k.length);
+  auto finish = [&](Reason r) { v->reason = r; counters_.reasons[static_cast<int>(r)].add(1); };
+  if (k.non_ip) return finish(Reason::kNonIp);
+  if (k.malformed != MalformedReason::kNone) {
+    v->block = 1;
+    counters_.malformed[static_cast<int>(k.malformed)].add(1);
+    return finish(Reason::kMalformed);
+  }
+  const Program* p = current_ ? current_->program.get() : nullptr;
+  if (p && p->is_skipped(k.ifindex)) return finish(Reason::kSkip);
+
+  // Normalisation (pf_normalize_*), before the state lookup.
+  if (k.proto == 17 && k.has_ports && k.dport == 0) {
+    v->block = 1;
+    return finish(Reason::kNormalize);
+  }
+  if (k.proto == 6 && k.has_ports) {
+    uint8_t f = k.tcp_flags;
+    bool drop = false;
+    if (f & 0x02) {
+      if (f & 0x04) drop = true;
+      f &= static_cast<uint8_t>(~0x01);
+    } else if (!(f & (0x10 | 0x04))) {
+      drop = true;
+    }
+    if (!(f & 0x10) && (f & (0x01 | 0x08 | 0x20))) drop = true;
+    if (drop) {
+      v->block = 1;
+      return finish(Reason::kNormalize);
+    }
+    k.tcp_flags = f;
+  }
+  const int dir = k.dir ? 1 : 0;
+  uint32_t tenant = p ? classify_tenant(*p, k) : kNone;
+  auto count_rules = [&](const Program& prog, uint32_t rule, uint32_t anchor, const uint32_t* ids, int n) {
+    auto add = [&](uint32_t r) {
+      if (r == kNone || r >= prog.n_rules) return;
+      prog.rule_counters[r].packets[dir].add(1);
+      prog.rule_counters[r].bytes[dir].add(k.length);
+    };
+    add(rule);
+    add(anchor);
+    for (int i = 0; i < n; ++i) add(ids[i]);
+  };
+  auto count_tenant = [&]() {
+    if (p && v->tenant != kNone && v->tenant < p->n_tenants) {
+      TenantCounters& t = p->tenant_counters[v->tenant];
+      t.packets.add(1);
+      t.bytes.add(k.length);
+      if (v->block) t.blocked.add(1);
+    }
+  };
+
+  // State lookup first.
+  FlowTuple tuple = tuple_of(k);
+  FlowMatch m = flows_.lookup(tuple, k.dir, k.ifindex, now_ms);
+  if (m.node != kNoIndex) {
+    flows_.update(m, k.tcp_flags, k.length, now_ms);
+    const State& s = flows_.state(m.node);
+    v->rule_id = s.rule_id;
+    v->anchor_rule_id = s.anchor_rule_id;
+    v->n_match = s.n_match;
+    for (int i = 0; i < s.n_match; ++i) v->match_ids[i] = s.match_ids[i];
+    if (s.is_translated()) {
+      v->translated = true;
+      v->xlat = m.reply ? s.fwd.reversed() : s.rev.reversed();
+    }
+    v->tenant = p && (p->flags & kProgramTenantByAnchor) ? s.tenant : tenant;
+    if (p && s.generation == p->generation) count_rules(*p, s.rule_id, s.anchor_rule_id, s.match_ids, s.n_match);
+    count_tenant();
+    return finish(Reason::kState);
+  }
+  if (!p) return finish(Reason::kDefault);
+
+  WalkState w;
+  if (opts_.linear_walk) {
+    walk_linear(*p, 0, k, k, w);
+  } else {
+    walk_classifier(*current_, k, w);
+  }
+  v->n_match = w.n_match;
+  for (int i = 0; i < w.n_match; ++i) v->match_ids[i] = w.match_ids[i];
+  Reason reason = Reason::kDefault;
+  if (w.decision != kNone) {
+    const Entry& e = p->entries[w.decision];
+    reason = Reason::kRule;
+    v->rule_id = e.rule_id;
+    v->anchor_rule_id = e.anchor_rule_id;
+    if (p->flags & kProgramTenantByAnchor) tenant = p->rule_tenant[e.rule_id];
+    if (e.kind == EntryKind::kPass) {
+      // A pass rule's own translation applies only because it is the final decision.
+      if (e.nat != kNone) apply_translation(*p, p->translations[e.nat], rr_++, k);
+      if (e.rdr != kNone) apply_translation(*p, p->translations[e.rdr], rr_++, k);
+    } else {
+      v->block = 1;
+      if (e.kind == EntryKind::kBlock && (e.flags & kEntryReturn)) {
+        v->ret = k.proto == 6 ? ReturnAction::kRst : ReturnAction::kIcmpUnreach;
+      }
+    }
+  }
+  FlowTuple out_tuple = tuple_of(k);
+  if (!(out_tuple == tuple)) {
+    v->translated = true;
+    v->xlat = out_tuple;
+  }
+  v->tenant = tenant;
+  if (w.decision != kNone && !v->block && (p->entries[w.decision].flags & kEntryKeepState)) {
+    const Entry& e = p->entries[w.decision];
+    State s;
+    s.fwd = tuple;
+    s.rev = out_tuple.reversed();
+    s.ifindex = k.ifindex;
+    s.dir = k.dir;
+    s.rule_id = e.rule_id;
+    s.anchor_rule_id = e.anchor_rule_id;
+    s.n_match = static_cast<uint8_t>(w.n_match < kMaxStateMatchIds ? w.n_match : kMaxStateMatchIds);
+    for (int i = 0; i < s.n_match; ++i) s.match_ids[i] = w.match_ids[i];
+    s.generation = p->generation;
+    s.tenant = tenant;
+    flows_.init_protocol_state(s, k.tcp_flags);
+    s.packets[0] = 1;
+    s.bytes[0] = k.length;
+    if (flows_.insert(s, now_ms) == kNoIndex) {
+      v->block = 1;
+      v->state_created = false;
+      counters_.state_limit.add(1);
+      count_tenant();
+      return finish(Reason::kStateLimit);
+    }
+    v->state_created = true;
+    counters_.states_created.add(1);
+    p->rule_counters[e.rule_id].states_cur.add(1);
+    p->rule_counters[e.rule_id].states_total.add(1);
+  }
+  if (w.decision != kNone) {
+    const Entry& e = p->entries[w.decision];
+    count_rules(*p, e.rule_id, e.anchor_rule_id, w.match_ids, w.n_match);
+  }
+  count_tenant();
+  finish(reason);
+}
+
+}  // namespace ztb
