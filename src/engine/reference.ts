@@ -55,6 +55,9 @@ export interface EvaluatorOptions {
   clock?: () => number;
   /** Default 100_000; when full, a stateful pass is dropped with reason 'state-limit'. */
   maxStates?: number;
+  /** pf's skip steps (default true). Off, every rule is visited: verdicts must not change, only
+   *  `evaluations` — the property tests compare both. */
+  skipSteps?: boolean;
 }
 
 /** Evaluator-wide counters (pf's pf_status counters that matter here). */
@@ -392,7 +395,7 @@ export class ReferenceEvaluator {
       L.counters[r.id]!.evaluations++;
       const failed = this.#firstFailure(r, ctx.pkt);
       if (failed >= 0) {
-        i = failed === FAIL_NEXT ? i + 1 : skips[i]![failed]!;
+        i = failed === FAIL_NEXT || this.#opts.skipSteps === false ? i + 1 : skips[i]![failed]!;
         continue;
       }
       L.counters[r.id]!.matches++;
