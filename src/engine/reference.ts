@@ -142,6 +142,17 @@ interface Loaded {
   rr: Map<number, number>;
 }
 
+/** Parsed prefixes, per IR prefix object (the IR is immutable once loaded). */
+const prefixCache = new WeakMap<object, NumPrefix>();
+function numPrefix(p: Parameters<typeof toNumPrefix>[0]): NumPrefix {
+  let n = prefixCache.get(p);
+  if (!n) {
+    n = toNumPrefix(p);
+    prefixCache.set(p, n);
+  }
+  return n;
+}
+
 function portful(proto: number): boolean {
   return proto === 6 || proto === 17;
 }
@@ -339,7 +350,7 @@ export class ReferenceEvaluator {
       case 'any':
         return true;
       case 'prefix':
-        return prefixContains(toNumPrefix(h.prefix), a);
+        return prefixContains(numPrefix(h.prefix), a);
       case 'table': {
         // Longest prefix match decides; a `!` entry as the longest match means "not in the table".
         let best: { neg: boolean; p: NumPrefix } | null = null;
@@ -435,7 +446,7 @@ export class ReferenceEvaluator {
     const out: ParsedAddr[] = [];
     for (const h of red.hosts) {
       let prefixes: NumPrefix[] = [];
-      if (h.type === 'prefix') prefixes = [toNumPrefix(h.prefix)];
+      if (h.type === 'prefix') prefixes = [numPrefix(h.prefix)];
       else if (h.type === 'table') prefixes = (this.#loaded.tables.get(h.name) ?? []).filter((e) => !e.neg).map((e) => e.p);
       else if (h.type === 'dynif') prefixes = this.#ifPrefixes(h.ifname, h.mode === 'network' ? 'address' : h.mode);
       else if (h.type === 'ifaddr') prefixes = this.#ifPrefixes(h.ifname, 'address');
