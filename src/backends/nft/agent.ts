@@ -135,8 +135,9 @@ def connect():
                 s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(timeout)
                 s.connect((p['dst'], p['port'])); s.sendall(b'ztb-probe'); ok = s.recv(64) == b'ztb-probe'; s.close()
             elif p['proto'] == 'udp':
-                s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(timeout)
-                s.sendto(b'ztb-probe', (p['dst'], p['port'])); d, _ = s.recvfrom(64); ok = d == b'ztb-probe'; s.close()
+                # connected, so an ICMP port unreachable surfaces as ECONNREFUSED
+                s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(timeout); s.connect((p['dst'], p['port']))
+                s.send(b'ztb-probe'); d = s.recv(64); ok = d == b'ztb-probe'; s.close()
             else:
                 proto = socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP
                 s = socket.socket(fam, socket.SOCK_RAW, proto); s.settimeout(timeout)

@@ -72,11 +72,23 @@ function rendered(policy: Ir | NftRendered, target: NftTarget, opts: NftRenderOp
   return renderNft(policy, { ...opts, table: target.table ?? opts.table ?? DEFAULT_TABLE });
 }
 
-/** Loads the policy atomically (replacing table inet <table>); the old table survives a failure. */
+/**
+ * Loads the policy atomically (replacing table inet <table>); the old table survives a failure.
+ * Also turns on fwmark_reflect in the namespace so the resets/unreachables of `block return` carry
+ * the rejected packet's mark and are let out like pf's own generated packets (see render.ts).
+ */
 export function applyNft(policy: Ir | NftRendered, target: NftTarget = {}, opts: NftRenderOptions = {}): NftRendered {
   const r = rendered(policy, target, opts);
+  setReflect(target);
   runNft(['-j', '-f', '-'], target, JSON.stringify(r.json));
   return r;
+}
+
+function setReflect(target: NftTarget): void {
+  const sysctl = ['sysctl', '-q', '-w', 'net.ipv4.fwmark_reflect=1', 'net.ipv6.fwmark_reflect=1'];
+  const argv = target.netns ? ['ip', 'netns', 'exec', target.netns, ...sysctl] : sysctl;
+  const res = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+  if (res.error || res.status !== 0) throw new NftCommandError(argv, res.status ?? null, res.stderr || String(res.error ?? ''));
 }
 
 /** Dry run: the kernel validates the whole transaction (`nft -c`) and nothing changes. */
