@@ -1,0 +1,196 @@
+// Policy layer: the pf.conf lexer. It turns one source text into tokens with 1-based positions,
+// the way pfctl's yylex does: NEWLINE is a token, `\`+newline joins lines, `#` starts a comment
+// outside quotes, and `$name` is replaced by the macro's raw text (recursively, never inside
+// quotes). Macros are defined by the parser while it reads, so the lexer is pulled one token at
+// a time. Tokens coming from a macro carry the position of the `$` that produced them, which is
+// where an error in expanded text is best reported.
+import type { SourcePos } from './ir.js';
+
+export type TokKind = 'word' | 'string' | 'punct' | 'nl' | 'eof' | 'error';
+
+export interface Token {
+  kind: TokKind;
+  /** word text, string contents (unquoted), or the punctuation itself. */
+  text: string;
+  pos: SourcePos;
+  /** Directly follows the previous token with no white space (`10.0.0.0/24`, `S/SA`). */
+  glued: boolean;
+}
+
+/** Maps a (line, col) of the lexed text to a position in the document. */
+export interface PosMapper {
+  (line: number, col: number): SourcePos;
+}
+
+interface Frame {
+  text: string;
+  i: number;
+  line: number;
+  col: number;
+  /** Macro frames: every token gets this position. */
+  fixed: SourcePos | null;
+  macro: string | null;
+}
+
+const PUNCT1 = new Set(['{', '}', '(', ')', '<', '>', '!', '=', '/', ',']);
+const STOP = new Set([...PUNCT1, '#', '"', '$']);
+const MAX_MACRO_DEPTH = 32;
+
+export interface LexError {
+  pos: SourcePos;
+  message: string;
+}
+
+export class Lexer {
+  #frames: Frame[];
+  #macros = new Map<string, string>();
+  #map: PosMapper;
+  #peeked: Token[] = [];
+  #lastEnd = -1;
+  readonly errors: LexError[] = [];
+
+  constructor(text: string, map: PosMapper) {
+    this.#frames = [{ text, i: 0, line: 1, col: 1, fixed: null, macro: null }];
+    this.#map = map;
+  }
+
+  define(name: string, value: string): void {
+    this.#macros.set(name, value);
+  }
+
+  peek(n = 0): Token {
+    while (this.#peeked.length <= n) this.#peeked.push(this.#lex());
+    return this.#peeked[n]!;
+  }
+
+  next(): Token {
+    const t = this.peek();
+    this.#peeked.shift();
+    return t;
+  }
+
+  #lex(): Token {
+    for (;;) {
+      const f = this.#frames[this.#frames.length - 1]!;
+      if (f.i >= f.text.length) {
+        if (this.#frames.length > 1) {
+          this.#frames.pop();
+          this.#lastEnd = -1;
+          continue;
+        }
+        return { kind: 'eof', text: '', pos: this.#map(f.line, f.col), glued: false };
+      }
+      const c = f.text[f.i]!;
+      if (c === '\\' && (f.text[f.i + 1] === '\n' || (f.text[f.i + 1] === '\r' && f.text[f.i + 2] === '\n'))) {
+        f.i += f.text[f.i + 1] === '\n' ? 2 : 3;
+        f.line++;
+        f.col = 1;
+        this.#lastEnd = -1;
+        continue;
+      }
+      if (c === ' ' || c === '\t' || c === '\r') {
+        this.#adv(f, 1);
+        this.#lastEnd = -1;
+        continue;
+      }
+      if (c === '#') {
+        while (f.i < f.text.length && f.text[f.i] !== '\n') {
+          // A comment ends at the newline, but a `\` before it still joins (pfctl does the same).
+          this.#adv(f, 1);
+        }
+        continue;
+      }
+      const pos = f.fixed ?? this.#map(f.line, f.col);
+      const startIdx = f.i;
+      const glued = this.#lastEnd === startIdx && this.#frames.length >= 1;
+      if (c === '\n') {
+        f.i++;
+        f.line++;
+        f.col = 1;
+        this.#lastEnd = -1;
+        // Newlines inside macro text are only white space.
+        if (f.fixed) continue;
+        return { kind: 'nl', text: '\n', pos, glued: false };
+      }
+      if (c === '"') {
+        this.#adv(f, 1);
+        let s = '';
+        let closed = false;
+        while (f.i < f.text.length) {
+          const d = f.text[f.i]!;
+          if (d === '\\' && f.text[f.i + 1] === '\n') {
+            f.i += 2;
+            f.line++;
+            f.col = 1;
+            continue;
+          }
+          if (d === '\n') break;
+          if (d === '"') {
+            this.#adv(f, 1);
+            closed = true;
+            break;
+          }
+          if (d === '\\' && (f.text[f.i + 1] === '"' || f.text[f.i + 1] === '\\')) {
+            s += f.text[f.i + 1];
+            this.#adv(f, 2);
+            continue;
+          }
+          s += d;
+          this.#adv(f, 1);
+        }
+        this.#lastEnd = f.i;
+        if (!closed) {
+          this.errors.push({ pos, message: 'unterminated quoted string' });
+          return { kind: 'error', text: s, pos, glued };
+        }
+        return { kind: 'string', text: s, pos, glued };
+      }
+      if (c === '$') {
+        this.#adv(f, 1);
+        let name = '';
+        while (f.i < f.text.length && /[A-Za-z0-9_]/.test(f.text[f.i]!)) {
+          name += f.text[f.i];
+          this.#adv(f, 1);
+        }
+        this.#lastEnd = -1;
+        if (name === '') {
+          this.errors.push({ pos, message: "'$' without a macro name" });
+          return { kind: 'error', text: '$', pos, glued };
+        }
+        const value = this.#macros.get(name);
+        if (value === undefined) {
+          this.errors.push({ pos, message: `macro '${name}' not defined` });
+          return { kind: 'error', text: `$${name}`, pos, glued };
+        }
+        if (this.#frames.length > MAX_MACRO_DEPTH || this.#frames.some((fr) => fr.macro === name)) {
+          this.errors.push({ pos, message: `macro '${name}' expands recursively` });
+          return { kind: 'error', text: `$${name}`, pos, glued };
+        }
+        this.#frames.push({ text: value, i: 0, line: 1, col: 1, fixed: pos, macro: name });
+        continue;
+      }
+      if (PUNCT1.has(c)) {
+        const two = c + (f.text[f.i + 1] ?? '');
+        const op = two === '!=' || two === '<=' || two === '>=' || two === '<>' || two === '><' ? two : c;
+        this.#adv(f, op.length);
+        this.#lastEnd = f.i;
+        return { kind: 'punct', text: op, pos, glued };
+      }
+      let w = '';
+      while (f.i < f.text.length) {
+        const d = f.text[f.i]!;
+        if (d === ' ' || d === '\t' || d === '\n' || d === '\r' || STOP.has(d)) break;
+        if (d === '\\' && f.text[f.i + 1] === '\n') break;
+        w += d;
+        this.#adv(f, 1);
+      }
+      this.#lastEnd = f.i;
+      return { kind: 'word', text: w, pos, glued };
+    }
+  }
+
+  #adv(f: Frame, n: number): void {
+    f.i += n;
+    f.col += n;
+  }
+}
