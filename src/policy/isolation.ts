@@ -102,10 +102,12 @@ function anchorCall(t: TenantModel): GeneratedUnit {
 function privateEntries(m: PolicyModel, iso: IsolationModel): string[] {
   const fixed = NON_INTERNET.map((p) => parsePrefix(p) as ParsedPrefix);
   const out = [...fixed];
+  const covered = (list: readonly ParsedPrefix[], p: ParsedPrefix): boolean => list.some((q) => q.len <= p.len && prefixesOverlap(q, p));
   // Cluster networks and tenant subnets are never "the internet", even when publicly routed.
-  for (const p of [...iso.clusterNetworks, ...m.tenants.flatMap((t) => t.subnets)]) {
-    if (!out.some((q) => prefixesOverlap(q, p) && q.len <= p.len)) out.push(p);
-  }
+  for (const p of iso.clusterNetworks) if (!covered(out, p)) out.push(p);
+  // Tenant subnets overlap neither each other nor cluster networks (checked by the model), so
+  // only the fixed ranges can cover them: this keeps the check linear in the number of tenants.
+  for (const t of m.tenants) for (const p of t.subnets) if (!covered(fixed, p)) out.push(p);
   return out.map((p) => (p.len === (p.af === 'inet' ? 32 : 128) ? formatAddr(p.af, p.value) : formatPrefix(p)));
 }
 

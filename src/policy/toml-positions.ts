@@ -23,6 +23,7 @@ export interface PathEntry {
 }
 
 const BARE_KEY = /^[A-Za-z0-9_-]+$/;
+const BARE_RUN = /[A-Za-z0-9_-]+/y;
 
 /** `tenants[0].workloads[1].ip`; keys that are not bare are quoted. */
 export function formatPath(path: readonly PathSeg[]): string {
@@ -169,7 +170,8 @@ class Scanner {
         keys.push(s.slice(this.#i + 1, end));
         this.#i = end + 1;
       } else {
-        const m = /^[A-Za-z0-9_-]+/.exec(s.slice(this.#i, this.#i + 256));
+        BARE_RUN.lastIndex = this.#i;
+        const m = BARE_RUN.exec(s);
         const k = m ? m[0] : '';
         keys.push(k);
         this.#i += Math.max(k.length, 1);
@@ -203,7 +205,8 @@ class Scanner {
     const c = s[start];
     if (c === '"' || c === "'") {
       const q = c;
-      const multi = s.startsWith(q.repeat(3), start);
+      const delim = q === '"' ? '"""' : "'''";
+      const multi = s.startsWith(delim, start);
       let contentStart = start + (multi ? 3 : 1);
       if (multi) {
         if (s.startsWith('\r\n', contentStart)) contentStart += 2;
@@ -213,11 +216,16 @@ class Scanner {
       let escaped = false;
       if (multi) {
         let i = contentStart;
-        while (i < s.length && !s.startsWith(q.repeat(3), i)) {
-          if (q === '"' && s[i] === '\\') {
-            escaped = true;
-            i += 2;
-          } else i++;
+        if (q === "'") {
+          i = s.indexOf(delim, contentStart);
+          if (i < 0) i = s.length;
+        } else {
+          while (i < s.length && !(s.charCodeAt(i) === 0x22 && s.startsWith(delim, i))) {
+            if (s.charCodeAt(i) === 0x5c) {
+              escaped = true;
+              i += 2;
+            } else i++;
+          }
         }
         // Up to two quotes right before the closing delimiter belong to the content.
         for (let extra = 0; extra < 2 && s[i + 3] === q; extra++) i++;
