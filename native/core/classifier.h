@@ -106,7 +106,12 @@ class Classifier {
   uint32_t first_match_position(const uint32_t* key, const uint64_t* dead) const;
 
   template <class F>
-  void for_each_match(const uint32_t* key, uint32_t min_priority, F&& f) const;
+  void for_each_match(const uint32_t* key, uint32_t min_priority, F&& f) const {
+    for_each_position(key, min_priority, [&](uint32_t pos) { return f(priorities_[pos], values_[pos]); });
+  }
+  // Same walk, reporting positions: f(pos) -> bool (false stops).
+  template <class F>
+  void for_each_position(const uint32_t* key, uint32_t min_priority, F&& f) const;
 
   size_t memory_bytes() const;
   Status check_invariants() const;
@@ -177,7 +182,7 @@ class Classifier {
 };
 
 template <class F>
-void Classifier::for_each_match(const uint32_t* key, uint32_t min_priority, F&& f) const {
+void Classifier::for_each_position(const uint32_t* key, uint32_t min_priority, F&& f) const {
   // First position with priority >= min_priority.
   uint32_t lo = 0, hi = static_cast<uint32_t>(priorities_.size());
   while (lo < hi) {
@@ -210,7 +215,7 @@ void Classifier::for_each_match(const uint32_t* key, uint32_t min_priority, F&& 
           while (m != 0) {
             const uint32_t pos = g.first + base + static_cast<uint32_t>(std::countr_zero(m));
             m &= m - 1;
-            if (!f(priorities_[pos], values_[pos])) return;
+            if (!f(pos)) return;
           }
         }
       }

@@ -139,7 +139,7 @@ TEST(classifier_all_wildcards_match_first) {
 
 TEST(classifier_random_vs_linear) {
   RandomBoxes gen("classifier_random_vs_linear");
-  for (int round = 0; round < 60; ++round) {
+  for (int round = 0; round < 40; ++round) {
     const int n_dims = 1 + static_cast<int>(gen.below(16));
     const size_t n_rules = gen.below(4) == 0 ? gen.below(8) : 1 + gen.below(600);
     ClassifierOptions opt;
@@ -149,7 +149,7 @@ TEST(classifier_random_vs_linear) {
 
 TEST(classifier_random_groups_and_budget) {
   RandomBoxes gen("classifier_random_groups_and_budget");
-  for (int round = 0; round < 20; ++round) {
+  for (int round = 0; round < 10; ++round) {
     const int n_dims = 1 + static_cast<int>(gen.below(8));
     const size_t n_rules = 200 + gen.below(1400);
     ClassifierOptions opt;
