@@ -16,7 +16,8 @@ export interface EncodeOptions {
   release: PfRelease;
   /** Resolves bare interface names and `self` used as addresses; (if) forms need nothing. */
   addressMap?: InterfaceAddressMap;
-  /** Kernel anchor under which IR rulesets are loaded ("" = as named; the text backend uses "ztb"). */
+  /** Kernel anchor under which IR anchors are loaded ("" = as named; the text backend uses "ztb").
+   *  The IR's main ruleset is always pf's main ruleset. */
   anchorRoot?: string;
   /** The IR's `set state-policy`; encodeIr fills it in from ir.options. */
   statePolicy?: 'floating' | 'if-bound';
@@ -48,8 +49,9 @@ export interface EncodedRule {
   autoTables: AutoTable[];
 }
 
+/** Kernel anchor of an IR ruleset: the main ruleset stays main; anchors move under the root. */
 export function kernelPath(irPath: string, anchorRoot = ''): string {
-  if (irPath === '') return anchorRoot;
+  if (irPath === '') return '';
   return anchorRoot ? `${anchorRoot}/${irPath}` : irPath;
 }
 
@@ -210,7 +212,7 @@ function anchorCallOf(rule: IrRule, opts: EncodeOptions): string {
   const path = kernelPath(base, opts.anchorRoot ?? '');
   // The kernel resolves a relative anchor_call against the calling ruleset; the IR's names are
   // absolute, so anything called from below the main ruleset is sent with a leading "/".
-  const inMain = rule.ruleset === '' && !opts.anchorRoot;
+  const inMain = rule.ruleset === '';
   return `${inMain ? '' : '/'}${path}${suffix}`;
 }
 

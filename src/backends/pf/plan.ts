@@ -112,7 +112,7 @@ export function planLoad(ir: Ir, opts: PlanOptions): PfPlan {
   const tables = scope.kind === 'full' ? Object.values(ir.tables) : [];
   const tableDefs = [
     ...tables.map((t) => ({
-      anchor: root,
+      anchor: '',
       name: t.name,
       flags: (t.persist ? PF.tflag.persist : 0) | (t.constant ? PF.tflag.const : 0),
       entries: t.entries,

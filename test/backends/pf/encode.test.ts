@@ -230,8 +230,9 @@ describe('other encodings', () => {
     expect(enc.byAnchor.get('')![0]!.anchorCall).toBe('tenant1/*');
     expect(enc.byAnchor.get('tenant1')![0]!.anchorCall).toBe('/tenant1/web');
     const rooted = encodeIr(ir, { release: R, anchorRoot: 'ztb' });
-    expect([...rooted.byAnchor.keys()]).toEqual(['ztb', 'ztb/tenant1', 'ztb/tenant1/web']);
-    expect(rooted.byAnchor.get('ztb')![0]!.anchorCall).toBe('/ztb/tenant1/*');
+    expect([...rooted.byAnchor.keys()]).toEqual(['', 'ztb/tenant1', 'ztb/tenant1/web']);
+    expect(rooted.byAnchor.get('')![0]!.anchorCall).toBe('ztb/tenant1/*');
+    expect(rooted.byAnchor.get('ztb/tenant1')![0]!.anchorCall).toBe('/ztb/tenant1/web');
   });
 
   it('refuses what the kernel fields cannot hold, with the rule position', () => {
