@@ -7,29 +7,18 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
-import type { IsolationSettings, SourcePos, Tenant } from './ir.js';
+import type { Ir, IsolationSettings, SourcePos, Tenant } from './ir.js';
 import { type Diagnostic, PolicyError } from './errors.js';
 import { TomlPositions, formatPath } from './toml-positions.js';
 import { INVALID, type Issue, LIMITS, documentSchema } from './toml-schema.js';
 import { type PolicyModel, buildModel, irTenant, tenantRuleInterfaces } from './toml-model.js';
 import { TENANTS_GROUP, generateMainUnits } from './isolation.js';
 import { toIrPrefix } from './toml-addr.js';
-
-/** One piece of pf text for the compiler (the shape of compile.ts's PfUnit). */
-export interface TomlPfUnit {
-  file: string;
-  text: string;
-  /** "" = main ruleset, otherwise the tenant's anchor path. */
-  ruleset: string;
-  line?: number;
-  col?: number;
-  /** Generated from a TOML key: every rule's position is (line, col). */
-  generated?: boolean;
-}
+import { type CompileInput, type PfUnit, compilePf } from './compile.js';
 
 /** Everything the pf compiler needs from a TOML document. */
-export interface TomlCompileInput {
-  units: TomlPfUnit[];
+export interface TomlCompileInput extends CompileInput {
+  units: PfUnit[];
   tenants: Tenant[];
   groups: Record<string, string[]>;
   isolation: IsolationSettings | null;
@@ -79,7 +68,7 @@ export function loadTomlPolicy(text: string, file: string): LoadedTomlPolicy {
   if (issues.length > 0) fail(file, issueDiags(issues, positions));
 
   const at = (path: (string | number)[], which: 'key' | 'value' = 'key'): SourcePos => ({ file, ...positions.locate(path, which) });
-  const units: TomlPfUnit[] = generateMainUnits(model).map((u) => {
+  const units: PfUnit[] = generateMainUnits(model).map((u) => {
     const p = at(u.path);
     return { file, text: u.text, ruleset: '', line: p.line, col: p.col, generated: true };
   });
@@ -119,10 +108,16 @@ export function loadTomlPolicy(text: string, file: string): LoadedTomlPolicy {
   return { input: { units, tenants, groups, isolation }, model };
 }
 
-function stringUnit(file: string, text: string, ruleset: string, content: { line: number; col: number } | undefined): TomlPfUnit {
+/** Compiles a TOML policy document to the IR (load.ts dispatches `.toml` files here). Throws
+ *  PolicyError with every problem, TOML and pf alike, at its place in the TOML file. */
+export function compileTomlPolicy(text: string, file: string): Ir {
+  return compilePf(loadTomlPolicy(text, file).input);
+}
+
+function stringUnit(file: string, text: string, ruleset: string, content: { line: number; col: number } | undefined): PfUnit {
   // Positions inside a string with escapes drift after the first escape; docs/toml.md advises
   // literal strings ('''...''') for pf text.
-  const u: TomlPfUnit = { file, text, ruleset };
+  const u: PfUnit = { file, text, ruleset };
   if (content) {
     u.line = content.line;
     u.col = content.col;
@@ -132,7 +127,7 @@ function stringUnit(file: string, text: string, ruleset: string, content: { line
 
 /** The generated units as pf text, each headed by the TOML position that caused it (goldens,
  *  `check --generated`). */
-export function renderGeneratedUnits(units: readonly TomlPfUnit[]): string {
+export function renderGeneratedUnits(units: readonly PfUnit[]): string {
   return units
     .filter((u) => u.generated)
     .map((u) => `# ${u.file}:${u.line ?? 1}:${u.col ?? 1}${u.ruleset ? ` [anchor ${u.ruleset}]` : ''}\n${u.text}`)

@@ -1,14 +1,15 @@
 // Bad TOML policy documents: every problem is reported, each with `file:line:col` and its TOML path.
 import { describe, expect, it } from 'vitest';
 import { PolicyError } from '../../src/policy/errors.js';
-import { loadTomlPolicy } from '../../src/policy/toml.js';
+import { compileTomlPolicy, loadTomlPolicy } from '../../src/policy/toml.js';
 
 const FILE = 'bad.toml';
 
 /** Diagnostics of a document as `line:col: message` strings (the file is always FILE). */
-function errorsOf(text: string): string[] {
+function errorsOf(text: string, compile = false): string[] {
   try {
-    loadTomlPolicy(text, FILE);
+    if (compile) compileTomlPolicy(text, FILE);
+    else loadTomlPolicy(text, FILE);
   } catch (e) {
     expect(e).toBeInstanceOf(PolicyError);
     const err = e as PolicyError;
@@ -198,6 +199,22 @@ describe('TOML policy: errors with TOML path and position', () => {
   it('reports every problem of a document at once, sorted by position', () => {
     const errs = errorsOf(lines('bogus = 1', '[[tenants]]', 'id = "9x"', 'net_id = 0', 'subnets = ["10.1.0.0/24"]', 'gateway = "10.1.0.1"'));
     expect(errs.map((e) => e.split(':').slice(0, 2).join(':'))).toEqual(['1:1', '3:6', '4:10']);
+  });
+
+  it('reports a pf syntax error inside a tenant rules string at its TOML line and column', () => {
+    const errs = errorsOf(lines(...tenantA, "rules = '''", 'pass in on ztbr1 proto tcp to port 443', 'pass in on ztbr1 proto tcp to port 99999', "'''"), true);
+    expect(errs).toHaveLength(1);
+    expect(errs[0]).toMatch(/^8:36: .*99999/);
+    // A one-line string: columns are offset by where the string starts.
+    const one = errorsOf(lines(...tenantA, 'rules = "pass in on ztbr1 prto tcp"'), true);
+    expect(one).toHaveLength(1);
+    expect(one[0]).toMatch(/^6:27: /);
+  });
+
+  it('reports pf errors in the global rules and in several tenants at once', () => {
+    const b = [...tenantB, "rules = '''", 'block frobnicate', "'''"];
+    const errs = errorsOf(lines("rules = '''", '', 'pass in on em0 proto tcp from 10.0.0.0/33', "'''", ...tenantA, "rules = 'anchor \"x\" {'", ...b), true);
+    expect(errs.map((e) => e.split(':').slice(0, 1).join(':'))).toEqual(['3', '10', '17']);
   });
 
   it('reports a missing pf_file at the pf_file value', () => {
