@@ -90,6 +90,11 @@ export class Lab {
       sh(['ip', '-n', this.gw, 'addr', 'add', `${ep.gw6}/64`, 'dev', s.gwIf, 'nodad']);
       sh(['ip', '-n', ns, 'addr', 'add', `${ep.addr6}/64`, 'dev', 'eth0', 'nodad']);
     }
+    if (!s.v6) {
+      // No IPv6 on this link: no router/neighbour solicitations to blur counters and sniffers.
+      sh(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.eth0.disable_ipv6=1']);
+      sh(['ip', 'netns', 'exec', this.gw, 'sysctl', '-q', '-w', `net.ipv6.conf.${s.gwIf.replace(/\./g, '/')}.disable_ipv6=1`]);
+    }
     sh(['ip', '-n', this.gw, 'link', 'set', s.gwIf, 'up']);
     sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
     sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', gw4]);
