@@ -157,7 +157,8 @@ export class PfParser {
   }
 
   #fail(t: Token, message: string, resync = true): never {
-    this.#sink.error(t.pos, message);
+    // An error token was already reported by the lexer: one message per mistake.
+    if (t.kind !== 'error') this.#sink.error(t.pos, message);
     throw new ParseAbort(resync);
   }
 

@@ -1,0 +1,109 @@
+// Malformed pf.conf inputs: each must be rejected with the exact file:line:col of its mistake, and
+// one file with several mistakes must report all of them.
+import { describe, expect, test } from 'vitest';
+import { compilePf } from '../../src/policy/compile.js';
+import { PolicyError } from '../../src/policy/errors.js';
+import { diags } from './helpers.js';
+
+const CASES: [string, string, string][] = [
+  ['unterminated anchor brace', 'anchor "a" {\n  pass in all\n', "t.pf.conf:1:12: '{' of anchor body is not closed"],
+  ['unknown macro', 'pass in on $ext_if all\n', "t.pf.conf:1:12: macro 'ext_if' not defined"],
+  ['bad CIDR length', 'pass in from 10.0.0.0/33 to any\n', 't.pf.conf:1:23: invalid prefix length /33 for inet address \'10.0.0.0\''],
+  ['bad address', 'block in from 10.0.0.300 to any\n', "t.pf.conf:1:15: invalid address '10.0.0.300'"],
+  ['port without proto', 'pass in to any port 80\n', 't.pf.conf:1:16: port only applies to tcp/udp (add proto tcp or proto udp)'],
+  ['port with icmp in proto list', 'pass in proto { tcp icmp } to any port 80\n', 't.pf.conf:1:35: port only applies to tcp/udp (add proto tcp or proto udp)'],
+  ['port range reversed', 'pass in proto tcp to any port 2000:1000\n', 't.pf.conf:1:31: invalid port range 2000:1000: start is greater than end'],
+  ['inline anchor name with /', 'anchor "a/b" {\n  pass\n}\n', "t.pf.conf:1:8: inline anchor name \"a/b\" must not contain '/'"],
+  ['anchor name with _', 'anchor "_x" {\n  pass\n}\n', "t.pf.conf:1:8: anchor names beginning with '_' are reserved: \"_x\""],
+  ['called anchor name with _', 'anchor "t/_x"\n', "t.pf.conf:1:8: anchor names beginning with '_' are reserved: \"t/_x\""],
+  ['unknown keyword', 'pass in all\nallow in all\n', "t.pf.conf:2:1: unknown keyword 'allow'"],
+  ['missing } of a table', 'table <t> { 10.0.0.1 10.0.0.2\npass in all\n', "t.pf.conf:1:11: '{' is not closed"],
+  ['flags on udp', 'pass in proto udp flags S/SA\n', 't.pf.conf:1:19: flags only apply to tcp'],
+  ['nat-to on in', 'match in on em0 from 10.0.0.0/8 nat-to 192.0.2.1\n', "t.pf.conf:1:33: nat-to can only be used on outbound rules ('out')"],
+  ['rdr-to on out', 'pass out proto tcp to port 80 rdr-to 10.0.0.2\n', "t.pf.conf:1:31: rdr-to can only be used on inbound rules ('in')"],
+  ['keep state on block', 'block in proto tcp keep state\n', 't.pf.conf:1:20: keep state is only valid on pass rules'],
+  ['interface name too long', 'pass in on averyveryverylongif0 all\n', "t.pf.conf:1:12: interface name 'averyveryverylongif0' is too long (max 15 bytes)"],
+  ['undefined table', 'block in from <nope> to any\n', 't.pf.conf:1:15: table <nope> is not defined'],
+  ['duplicate table', 'table <t> { 10.0.0.1 }\ntable <t> { 10.0.0.2 }\n', 't.pf.conf:2:8: table <t> already defined at t.pf.conf:1:1'],
+  ['unterminated quote', 'anchor "tenant1\npass\n', 't.pf.conf:1:8: unterminated quoted string'],
+  ['table name too long', 'table <abcdefghijabcdefghijabcdefghij> { 10.0.0.1 }\n', "t.pf.conf:1:8: table name 'abcdefghijabcdefghijabcdefghij' is too long (max 31 bytes)"],
+  ['unknown service', 'pass in proto tcp to any port nosuchsvc\n', "t.pf.conf:1:31: unknown service 'nosuchsvc'"],
+  ['port out of range', 'pass in proto tcp to any port 70000\n', 't.pf.conf:1:31: port 70000 out of range (max 65535)'],
+  ['unknown protocol', 'pass in proto bogus\n', "t.pf.conf:1:15: unknown protocol 'bogus'"],
+  ['bad block-policy', 'set block-policy maybe\n', "t.pf.conf:1:18: expected drop or return, found 'maybe'"],
+  ['unknown option', 'set frobnicate yes\n', "t.pf.conf:1:5: unknown option 'set frobnicate'"],
+  ['family mismatch', 'pass in inet from fe80::/10 to any\n', 't.pf.conf:1:1: rule expands to no valid combination (address families do not match)'],
+  ['unknown flag letter', 'pass in proto tcp flags X/SA\n', "t.pf.conf:1:25: unknown TCP flag 'X' (use F S R P A U E W)"],
+  ['flags without mask', 'pass in proto tcp flags S keep state\n', "t.pf.conf:1:27: expected '/' in flags (write flags bits/mask, e.g. S/SA), found 'keep'"],
+  ['unexpected token after rule', 'pass in all bogus\n', "t.pf.conf:1:13: unexpected 'bogus'"],
+  ['stray closing brace', 'pass in all\n}\n', "t.pf.conf:2:1: unexpected '}'"],
+  ['icmp-type without proto icmp', 'pass in proto tcp icmp-type echoreq\n', 't.pf.conf:1:19: icmp-type only applies to proto icmp'],
+  ['wildcard inline anchor', 'anchor "t/*" {\n pass\n}\n', "t.pf.conf:1:8: inline anchor name \"t/*\" must not contain '/'"],
+  ['set inside anchor body', 'anchor "a" {\n  set block-policy drop\n}\n', "t.pf.conf:2:3: 'set' is not allowed inside an anchor"],
+  ['anchor above root', 'anchor "../x"\n', 't.pf.conf:1:8: anchor name "../x" goes above the main ruleset'],
+  ['recursive macro', 'a = "$b"\nb = "$a"\npass on $a\n', "t.pf.conf:3:9: macro 'a' expands recursively"],
+  ['nat-to without state', 'pass out on em0 from 10.0.0.0/8 nat-to 192.0.2.1 no state\n', 't.pf.conf:1:33: nat-to and rdr-to on a pass rule need state (remove no state)'],
+  ['log to long ifname', 'pass out log (to pflog0123456789012) all\n', "t.pf.conf:1:1: interface name 'pflog0123456789012' is too long (max 15 bytes)"],
+  ['bad table entry', 'table <t> { 10.0.0.1 banana }\n', "t.pf.conf:1:22: invalid address 'banana' in table <t>"],
+  ['unclosed list', 'pass in on { em0 em1\npass out all\n', "t.pf.conf:1:12: '{' is not closed"],
+];
+
+describe('malformed pf.conf', () => {
+  test.each(CASES)('%s', (_name, text, expected) => {
+    expect(diags(text)).toEqual([expected]);
+  });
+
+  test('at least 25 cases', () => {
+    expect(CASES.length).toBeGreaterThanOrEqual(25);
+  });
+
+  test('every error in one file is reported, in order, and good lines around them still parse', () => {
+    const text = [
+      'ext = "em0"', // 1
+      'pass in on $ext all', // 2 ok
+      'pass in on $nope all', // 3 unknown macro
+      'block in from 10.1.1.1/40', // 4 bad CIDR
+      'pass in proto udp to port 2:1', // 5 range
+      'frob', // 6 unknown keyword
+      'anchor "x" {', // 7
+      '  pass in proto udp flags S/SA', // 8 flags on udp
+      '  pass out all', // 9 ok
+      '}', // 10
+      'block in keep state', // 11 keep state on block
+      'pass in on em0 all', // 12 ok
+    ].join('\n');
+    expect(diags(text)).toEqual([
+      "t.pf.conf:3:12: macro 'nope' not defined",
+      "t.pf.conf:4:24: invalid prefix length /40 for inet address '10.1.1.1'",
+      't.pf.conf:5:27: invalid port range 2:1: start is greater than end',
+      "t.pf.conf:6:1: unknown keyword 'frob'",
+      't.pf.conf:8:21: flags only apply to tcp',
+      't.pf.conf:11:10: keep state is only valid on pass rules',
+    ]);
+  });
+
+  test('positions of units embedded in another document are offset', () => {
+    try {
+      compilePf({ units: [{ file: 'p.toml', text: 'pass in all\npass in proto tcp to port 99999', ruleset: 't1', line: 10, col: 5 }] });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as PolicyError).message).toBe('p.toml:11:27: port 99999 out of range (max 65535)');
+    }
+    try {
+      compilePf({ units: [{ file: 'p.toml', text: 'pass in from 10.0.0.0/99', ruleset: '', line: 3, col: 9 }] });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as PolicyError).message).toBe("p.toml:3:31: invalid prefix length /99 for inet address '10.0.0.0'");
+    }
+    try {
+      compilePf({ units: [{ file: 'gen', text: 'pass in\nblock in from <x>', ruleset: '', line: 7, col: 2, generated: true }] });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as PolicyError).message).toBe('gen:7:2: table <x> is not defined');
+    }
+  });
+
+  test('the error is a PolicyError whose message is the formatted diagnostics', () => {
+    expect(() => compilePf({ units: [{ file: 'f', text: 'bogus\n', ruleset: '' }] })).toThrow(PolicyError);
+  });
+});
