@@ -4,7 +4,7 @@
 // (if) with its mode flags, TABLE for <t>, anchor rules as MATCH rules whose pfioc_rule carries
 // anchor_call. Two things pfctl resolves at load time are resolved here too: bare interface names /
 // `self` as addresses (from the interface address map, one kernel rule per address, as pfctl
-// does) and multi-host translation pools (an automatic table per pool, since a pf_pool holds one
+// does; without a map the kernel's dynamic-address form is used) and multi-host translation pools (an automatic table per pool, since a pf_pool holds one
 // address wrap). Everything else about the rule is the IR's.
 import type { AddressFamily, HostSpec, InterfaceAddressMap, Ir, IrRule, PortMatch, Redirect, TableEntry } from '../../policy/ir.js';
 import { addrBytes, maskBytes, parseCidr } from './addr.js';
@@ -90,10 +90,14 @@ function resolveHost(host: HostSpec, rule: IrRule, opts: EncodeOptions): WireHos
   }
   if (host.type !== 'ifaddr') return [host];
   const map = opts.addressMap;
-  const names = host.ifname === 'self' && map && !map.self ? Object.keys(map) : [host.ifname];
+  // Without an address map the kernel resolves the name itself: a dynamic address ("self" is
+  // pf's group of all interfaces there). pfctl would resolve once at load; the dynamic form has
+  // the same addresses at load and follows later changes.
+  if (!map) return [{ type: 'dynif', ifname: host.ifname, mode: 'address' }];
+  const names = host.ifname === 'self' && !map.self ? Object.keys(map) : [host.ifname];
   const out: WireHost[] = [];
   for (const n of names) {
-    const cidrs = map?.[n];
+    const cidrs = map[n];
     if (!cidrs) {
       throw new BackendError(
         `${where(rule)}: "${host.ifname}" used as an address needs its addresses at load time; the interface address map has no ${n}`,

@@ -193,8 +193,10 @@ describe('other encodings', () => {
 
   it('bare interface addresses resolve from the address map, one kernel rule per address', () => {
     const r = { action: 'pass' as const, dst: { neg: false, host: { type: 'ifaddr' as const, ifname: 'em0' } } };
-    expect(() => encodeRule(rule(r), { release: R })).toThrow(BackendError);
-    expect(() => encodeRule(rule(r), { release: R })).toThrow(/test\.pf\.conf:1:1: "em0" used as an address needs its addresses/);
+    const dyn = decodeRule(R, encodeRule(rule(r), { release: R }).rules[0]!.rule);
+    expect([dyn.dst.type, dyn.dst.ifname, dyn.dst.iflags]).toEqual(['dyniftl', 'em0', 0]);
+    expect(() => encodeRule(rule(r), { release: R, addressMap: { em1: ['192.0.2.1/24'] } }))
+      .toThrow(/test\.pf\.conf:1:1: "em0" used as an address needs its addresses at load time; the interface address map has no em0/);
     const enc = encodeRule(rule(r), { release: R, addressMap: { em0: ['192.0.2.10/24', '2001:db8::10/64'] } });
     expect(enc.rules.map((k) => decodeRule(R, k.rule)).map((d) => [d.af, d.dst.addr, d.dst.mask])).toEqual([
       [2, '192.0.2.10', '255.255.255.255'],
