@@ -648,11 +648,13 @@ export class ReferenceEvaluator {
       });
     }
     const r = ctx.decision;
-    const counterRefs = [
+    // pf counts a decided packet on its rule and anchor rule; match rules only count through a
+    // state (pf_test walks st->match_rules), so they join the list only when a state is made.
+    const ruleRefs = [
       ...(r ? [L.counters[r.id]!] : []),
       ...(r && ctx.decisionAnchor ? [L.counters[ctx.decisionAnchor.id]!] : []),
-      ...ctx.matchRules.map((m) => L.counters[m.id]!),
     ];
+    const counterRefs = [...ruleRefs, ...ctx.matchRules.map((m) => L.counters[m.id]!)];
     const translatedOf = (): EvalResult['translated'] => {
       const t = { src: formatAddr(ctx.pkt.src), sport: ctx.pkt.sport, dst: formatAddr(ctx.pkt.dst), dport: ctx.pkt.dport };
       return t.src === orig.src && t.dst === orig.dst && t.sport === orig.sport && t.dport === orig.dport ? null : t;
@@ -664,7 +666,7 @@ export class ReferenceEvaluator {
     const tenant = this.#tenantOf(pkt, src, dst, r);
     const base = { ruleId: r.id, anchorRuleId: ctx.decisionAnchor?.id ?? null, matchRuleIds, tenant };
     if (r.action === 'block') {
-      this.#count(counterRefs, dirIdx, len);
+      this.#count(ruleRefs, dirIdx, len);
       const ret = r.blockPolicy === 'return' ? (pkt.proto === 6 ? 'rst' : 'icmp-unreach') : null;
       return this.#result({ verdict: 'block', reason: 'rule', ...base, returnAction: ret });
     }
@@ -675,7 +677,7 @@ export class ReferenceEvaluator {
     }
     const translated = translatedOf();
     if (r.state === 'none') {
-      this.#count(counterRefs, dirIdx, len);
+      this.#count(ruleRefs, dirIdx, len);
       return this.#result({ verdict: 'pass', reason: 'rule', ...base, translated });
     }
     if (this.#states.size >= this.#maxStates) this.#states.purge(now);

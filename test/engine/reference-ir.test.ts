@@ -290,6 +290,17 @@ describe('ReferenceEvaluator: states', () => {
     expect(c[2]).toMatchObject({ states: 1, statesTotal: 1, evaluations: 1, matches: 1 });
   });
 
+  it('stateless decisions count on the rule and anchor rule, not on match rules', () => {
+    const ev = new ReferenceEvaluator(
+      buildIr({ '': [{ action: 'match' }, { action: 'anchor', call: anchorCall('t') }], t: [{ action: 'block', proto: UDP }, { action: 'pass', proto: TCP, state: 'none' }] }),
+    );
+    ev.evaluate(P('in on em0 udp 10.0.0.1:1 > 10.0.0.2:53'));
+    ev.evaluate(P('out on em0 tcp 10.0.0.1:1 > 10.0.0.2:53'));
+    const c = ev.counters();
+    expect(c.map((x) => x.packets)).toEqual([[0, 0], [1, 1], [1, 0], [0, 1]]);
+    expect(c[0]!.matches).toBe(2);
+  });
+
   it('ICMP echo states key on the id', () => {
     const ev = new ReferenceEvaluator(buildIr({ '': [{ action: 'block', dir: 'in' }, { action: 'pass', dir: 'out', proto: 1 }] }));
     ev.evaluate(P('out on em0 icmp 10.0.0.1 > 10.0.0.2 icmp-type 8 id 7'));
