@@ -691,6 +691,11 @@ export class PfParser {
   #parseOpts(r: RuleAst): void {
     for (;;) {
       const t = this.#peek();
+      // old-style `scrub in all (no-df ...)`
+      if (r.scrubStmt && this.#isP(t, '(')) {
+        r.scrub = { ...(r.scrub ?? {}), ...this.#parseScrubOpts(false) };
+        continue;
+      }
       if (t.kind !== 'word') return;
       switch (t.text) {
         case 'flags': {
@@ -804,8 +809,6 @@ export class PfParser {
         default:
           return;
       }
-      // old-style `scrub in all (no-df ...)`
-      if (r.scrubStmt && this.#isP(this.#peek(), '(')) r.scrub = { ...(r.scrub ?? {}), ...this.#parseScrubOpts(false) };
     }
   }
 

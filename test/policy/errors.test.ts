@@ -26,7 +26,7 @@ const CASES: [string, string, string][] = [
   ['undefined table', 'block in from <nope> to any\n', 't.pf.conf:1:15: table <nope> is not defined'],
   ['duplicate table', 'table <t> { 10.0.0.1 }\ntable <t> { 10.0.0.2 }\n', 't.pf.conf:2:8: table <t> already defined at t.pf.conf:1:1'],
   ['unterminated quote', 'anchor "tenant1\npass\n', 't.pf.conf:1:8: unterminated quoted string'],
-  ['table name too long', 'table <abcdefghijabcdefghijabcdefghij> { 10.0.0.1 }\n', "t.pf.conf:1:8: table name 'abcdefghijabcdefghijabcdefghij' is too long (max 31 bytes)"],
+  ['table name too long', 'table <abcdefghijabcdefghijabcdefghij12> { 10.0.0.1 }\n', "t.pf.conf:1:8: table name 'abcdefghijabcdefghijabcdefghij12' is too long (max 31 bytes)"],
   ['unknown service', 'pass in proto tcp to any port nosuchsvc\n', "t.pf.conf:1:31: unknown service 'nosuchsvc'"],
   ['port out of range', 'pass in proto tcp to any port 70000\n', 't.pf.conf:1:31: port 70000 out of range (max 65535)'],
   ['unknown protocol', 'pass in proto bogus\n', "t.pf.conf:1:15: unknown protocol 'bogus'"],
