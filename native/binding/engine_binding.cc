@@ -250,7 +250,7 @@ Napi::Value JsEngineProcessFrames(const Napi::CallbackInfo& info) {
 // headers: kHeaderWords per packet:
 //  0 ifindex, 1 dir | af << 8 | proto << 16 | tcpFlags << 24, 2..5 src, 6..9 dst,
 //  10 sport | dport << 16, 11 icmpType | icmpCode << 8 | bits << 16 (1 ports, 2 icmp, 4 fragment,
-//  8 vlan, 16 vni), 12 vlan, 13 vni, 14 length, 15 reserved.
+//  8 vlan, 16 vni, 32 icmp code present), 12 vlan, 13 vni, 14 length, 15 reserved.
 Napi::Value JsEngineProcessHeaders(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -283,6 +283,7 @@ Napi::Value JsEngineProcessHeaders(const Napi::CallbackInfo& info) {
       k.fragment = bits & 4;
       k.has_vlan = bits & 8;
       k.has_vni = bits & 16;
+      k.icmp_code_known = bits & 32;
       k.vlan = static_cast<uint16_t>(w[12] & 0xfff);
       k.vni = w[13] & 0xffffff;
       k.length = w[14];

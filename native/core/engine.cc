@@ -16,7 +16,7 @@ void key_dims(const PacketKey& k, uint32_t* d) {
   }
   d[12] = k.has_ports ? k.sport : kNoPort;
   d[13] = k.has_ports ? k.dport : kNoPort;
-  d[14] = k.has_icmp ? (uint32_t{k.icmp_type} << 8 | k.icmp_code) : kNoIcmp;
+  d[14] = k.has_icmp ? (uint32_t{k.icmp_type} * 512 + (k.icmp_code_known ? k.icmp_code : 256u)) : kNoIcmp;
 }
 
 FlowTuple tuple_of(const PacketKey& k) {
@@ -30,25 +30,26 @@ FlowTuple tuple_of(const PacketKey& k) {
   return t;
 }
 
-bool apply_translation(const Program& p, const Translation& t, uint32_t rr, PacketKey& k) {
-  // The pool holds the addresses of every family; pick among those of the packet's family.
+FlowTuple state_key(const PacketKey& k) {
+  FlowTuple t = tuple_of(k);
+  // pf keys ICMP states on the query id for both ports (the reference's keyOf does the same).
+  if (k.proto == 1 || k.proto == 58) t.dport = t.sport;
+  return t;
+}
+
+const PoolAddr* pick_pool_addr(const Program& p, const Translation& t, uint32_t rule_id, uint8_t af) {
+  // The pool holds the addresses of every family in written order; pick among the packet's.
   uint32_t n_af = 0;
-  for (uint32_t i = 0; i < t.pool_cnt; ++i) n_af += p.pool[t.pool_off + i].af == k.af ? 1 : 0;
-  if (n_af == 0) return false;
-  uint32_t want = rr % n_af;
-  const PoolAddr* a = nullptr;
+  for (uint32_t i = 0; i < t.pool_cnt; ++i) n_af += p.pool[t.pool_off + i].af == af ? 1 : 0;
+  if (n_af == 0) return nullptr;
+  uint32_t want = 0;
+  if (n_af > 1) want = p.rr[rule_id]++ % n_af;  // round-robin only over real pools
   for (uint32_t i = 0; i < t.pool_cnt; ++i) {
     const PoolAddr& c = p.pool[t.pool_off + i];
-    if (c.af != k.af) continue;
-    if (want-- == 0) { a = &c; break; }
+    if (c.af != af) continue;
+    if (want-- == 0) return &c;
   }
-  if (t.kind == 0) {
-    std::memcpy(k.src, a->w, sizeof k.src);
-  } else {
-    std::memcpy(k.dst, a->w, sizeof k.dst);
-    if (t.port_lo != 0 && k.has_ports) k.dport = static_cast<uint16_t>(t.port_lo);
-  }
-  return true;
+  return nullptr;
 }
 
 }  // namespace ztb

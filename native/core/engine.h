@@ -109,9 +109,14 @@ Result<C> build_classifier(std::span<const BoxRule> boxes) {
 
 // Key dimensions of a packet (see program.h).
 void key_dims(const PacketKey& k, uint32_t* dims);
+// The packet's addresses and ports as they are.
 FlowTuple tuple_of(const PacketKey& k);
-// Apply a translation; returns false when the pool has no address of the key's family.
-bool apply_translation(const Program& p, const Translation& t, uint32_t rr, PacketKey& k);
+// The tuple a state is keyed on: tuple_of with ICMP's ports folded onto the query id.
+FlowTuple state_key(const PacketKey& k);
+// The next pool address of family `af` for a rule's translation, or null when there is none.
+const PoolAddr* pick_pool_addr(const Program& p, const Translation& t, uint32_t rule_id, uint8_t af);
+constexpr uint16_t kNatPortLo = 50001;
+constexpr uint16_t kNatPortHi = 65535;
 
 template <class C>
 class Engine {
@@ -158,11 +163,14 @@ class Engine {
  private:
   struct WalkState {
     uint32_t decision = kNone;
+    uint32_t fail = kNone;  // entry whose translation found no address, or a too-deep anchor
     uint8_t n_match = 0;
     uint32_t match_ids[kMaxMatchIds];
     bool stopped = false;
     bool translated = false;
   };
+  // Applies an entry's rdr-to then nat-to; false when a pool has no address of the family.
+  bool translate(const Program& p, const Entry& e, PacketKey& k);
 
   static void on_state_free(void* ctx, const State& s) {
     auto* self = static_cast<Engine*>(ctx);
@@ -187,7 +195,6 @@ class Engine {
   std::shared_ptr<const Ruleset<C>> current_;
   EngineCounters counters_;
   uint32_t generation_ = 0;
-  uint32_t rr_ = 0;  // nat/rdr pool round-robin position
   std::vector<uint8_t> gate_;  // linear walk: anchor gate results (scratch, sized per ruleset)
 };
 

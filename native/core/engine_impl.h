@@ -1,7 +1,52 @@
 // Engine template bodies (included by engine.h only).
 #pragma once
 
+#include <cstring>
+
 namespace ztb {
+
+template <class C>
+bool Engine<C>::translate(const Program& p, const Entry& e, PacketKey& k) {
+  // rdr-to first, then nat-to (the reference evaluator's order).
+  if (e.rdr != kNone) {
+    const Translation& t = p.translations[e.rdr];
+    const PoolAddr* a = pick_pool_addr(p, t, e.rule_id, k.af);
+    if (!a) return false;
+    std::memcpy(k.dst, a->w, sizeof k.dst);
+    if ((t.flags & kXlatHasPort) && k.has_ports) {
+      if (t.port_hi > t.port_lo && (t.flags & kXlatRuleHasDport)) {
+        // A port range maps by offset from the rule's first destination port.
+        int64_t span = int64_t{t.port_hi} - t.port_lo + 1;
+        int64_t off = ((int64_t{k.dport} - t.rule_dport_lo) % span + span) % span;
+        k.dport = static_cast<uint16_t>(off + t.port_lo);
+      } else {
+        k.dport = static_cast<uint16_t>(t.port_lo);
+      }
+    }
+  }
+  if (e.nat != kNone) {
+    const Translation& t = p.translations[e.nat];
+    const PoolAddr* a = pick_pool_addr(p, t, e.rule_id, k.af);
+    if (!a) return false;
+    std::memcpy(k.src, a->w, sizeof k.src);
+    if (k.has_ports) {
+      // The lowest proxy port whose wire key no state uses (pf picks at random; the oracle and we
+      // pick the lowest so runs are reproducible). Bounded: at most 15535 hash probes.
+      FlowTuple t2 = tuple_of(k);
+      uint16_t chosen = kNatPortLo;
+      for (uint32_t port = kNatPortLo; port <= kNatPortHi; ++port) {
+        t2.sport = static_cast<uint16_t>(port);
+        FlowTuple probe = k.dir == 1 ? t2.reversed() : t2;
+        if (!flows_.wire_key_used(probe)) {
+          chosen = static_cast<uint16_t>(port);
+          break;
+        }
+      }
+      k.sport = chosen;
+    }
+  }
+  return true;
+}
 
 template <class C>
 bool Engine<C>::visit(const Program& p, uint32_t i, PacketKey& k, uint32_t* dims, WalkState& w,
@@ -21,15 +66,20 @@ bool Engine<C>::visit(const Program& p, uint32_t i, PacketKey& k, uint32_t* dims
   p.rule_counters[e.rule_id].matches.add(1);
   switch (e.kind) {
     case EntryKind::kMatch: {
-      if (w.n_match < kMaxMatchIds) w.match_ids[w.n_match++] = e.rule_id;
-      bool changed = false;
-      if (e.nat != kNone) changed |= apply_translation(p, p.translations[e.nat], rr_++, k);
-      if (e.rdr != kNone) changed |= apply_translation(p, p.translations[e.rdr], rr_++, k);
-      if (changed) {
-        w.translated = true;
-        key_dims(k, dims);
-        *on_translate = true;
+      if (e.nat != kNone || e.rdr != kNone) {
+        FlowTuple before = tuple_of(k);
+        if (!translate(p, e, k)) {
+          w.fail = i;
+          w.stopped = true;
+          return false;
+        }
+        if (!(tuple_of(k) == before)) {
+          w.translated = true;
+          key_dims(k, dims);
+          *on_translate = true;
+        }
       }
+      if (w.n_match < kMaxMatchIds) w.match_ids[w.n_match++] = e.rule_id;
       if (e.flags & kEntryQuick) {
         w.stopped = true;
         return false;
@@ -45,7 +95,7 @@ bool Engine<C>::visit(const Program& p, uint32_t i, PacketKey& k, uint32_t* dims
       }
       return true;
     case EntryKind::kDepthDrop:
-      w.decision = i;
+      w.fail = i;
       w.stopped = true;
       return false;
   }
@@ -136,15 +186,22 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
   }
   const Program* p = current_ ? current_->program.get() : nullptr;
   if (p && p->is_skipped(k.ifindex)) return finish(Reason::kSkip);
+  const bool by_anchor = p && (p->flags & kProgramTenantByAnchor);
+  const uint32_t pkt_tenant = p ? classify_tenant(*p, k) : kNone;
+  auto rule_tenant = [&](uint32_t rule) { return by_anchor ? p->rule_tenant[rule] : pkt_tenant; };
+  auto count_tenant = [&]() {
+    if (p && v->tenant != kNone && v->tenant < p->n_tenants) {
+      TenantCounters& t = p->tenant_counters[v->tenant];
+      t.packets.add(1);
+      t.bytes.add(k.length);
+      if (v->block) t.blocked.add(1);
+    }
+  };
 
   // Normalisation (pf_normalize_*), before the state lookup.
-  if (k.proto == 17 && k.has_ports && k.dport == 0) {
-    v->block = 1;
-    return finish(Reason::kNormalize);
-  }
+  bool drop = k.proto == 17 && k.has_ports && k.dport == 0;
   if (k.proto == 6 && k.has_ports) {
     uint8_t f = k.tcp_flags;
-    bool drop = false;
     if (f & 0x02) {
       if (f & 0x04) drop = true;
       f &= static_cast<uint8_t>(~0x01);
@@ -152,14 +209,15 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
       drop = true;
     }
     if (!(f & 0x10) && (f & (0x01 | 0x08 | 0x20))) drop = true;
-    if (drop) {
-      v->block = 1;
-      return finish(Reason::kNormalize);
-    }
     k.tcp_flags = f;
   }
+  if (drop) {
+    v->block = 1;
+    v->tenant = by_anchor ? kNone : pkt_tenant;
+    count_tenant();
+    return finish(Reason::kNormalize);
+  }
   const int dir = k.dir ? 1 : 0;
-  uint32_t tenant = p ? classify_tenant(*p, k) : kNone;
   auto count_rules = [&](const Program& prog, uint32_t rule, uint32_t anchor, const uint32_t* ids, int n) {
     auto add = [&](uint32_t r) {
       if (r == kNone || r >= prog.n_rules) return;
@@ -170,18 +228,20 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
     add(anchor);
     for (int i = 0; i < n; ++i) add(ids[i]);
   };
-  auto count_tenant = [&]() {
-    if (p && v->tenant != kNone && v->tenant < p->n_tenants) {
-      TenantCounters& t = p->tenant_counters[v->tenant];
-      t.packets.add(1);
-      t.bytes.add(k.length);
-      if (v->block) t.blocked.add(1);
-    }
-  };
 
   // State lookup first.
-  FlowTuple tuple = tuple_of(k);
-  FlowMatch m = flows_.lookup(tuple, k.dir, k.ifindex, now_ms);
+  const bool icmp = k.proto == 1 || k.proto == 58;
+  const FlowTuple tuple = tuple_of(k);
+  const FlowTuple skey = state_key(k);
+  FlowMatch m = flows_.lookup(skey, k.dir, k.ifindex, now_ms);
+  if (m.node != kNoIndex && k.proto == 6) {
+    // pf: a new SYN on a fully closed connection removes the old state and is filtered anew.
+    const State& s = flows_.state(m.node);
+    if (s.peer[0] >= kTcpFinWait2 && s.peer[1] >= kTcpFinWait2 && (k.tcp_flags & 0x12) == 0x02) {
+      flows_.remove(m.node);
+      m = FlowMatch{};
+    }
+  }
   if (m.node != kNoIndex) {
     flows_.update(m, k.tcp_flags, k.length, now_ms);
     const State& s = flows_.state(m.node);
@@ -189,11 +249,17 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
     v->anchor_rule_id = s.anchor_rule_id;
     v->n_match = s.n_match;
     for (int i = 0; i < s.n_match; ++i) v->match_ids[i] = s.match_ids[i];
-    if (s.is_translated()) {
-      v->translated = true;
-      v->xlat = m.reply ? s.fwd.reversed() : s.rev.reversed();
+    // Forward packets continue as T, replies as reverse(O).
+    FlowTuple x = m.reply ? s.fwd.reversed() : s.rev.reversed();
+    if (icmp) {  // ICMP keeps the packet's own type-specific ports
+      x.sport = k.sport;
+      x.dport = k.dport;
     }
-    v->tenant = p && (p->flags & kProgramTenantByAnchor) ? s.tenant : tenant;
+    if (!(x == tuple)) {
+      v->translated = true;
+      v->xlat = x;
+    }
+    v->tenant = by_anchor ? s.tenant : pkt_tenant;
     if (p && s.generation == p->generation) count_rules(*p, s.rule_id, s.anchor_rule_id, s.match_ids, s.n_match);
     count_tenant();
     return finish(Reason::kState);
@@ -208,35 +274,51 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
   }
   v->n_match = w.n_match;
   for (int i = 0; i < w.n_match; ++i) v->match_ids[i] = w.match_ids[i];
-  Reason reason = Reason::kDefault;
-  if (w.decision != kNone) {
-    const Entry& e = p->entries[w.decision];
-    reason = Reason::kRule;
+  if (w.fail != kNone) {
+    // A translation without an address or a too-deep anchor: pf drops the packet.
+    const Entry& e = p->entries[w.fail];
+    v->block = 1;
     v->rule_id = e.rule_id;
-    v->anchor_rule_id = e.anchor_rule_id;
-    if (p->flags & kProgramTenantByAnchor) tenant = p->rule_tenant[e.rule_id];
-    if (e.kind == EntryKind::kPass) {
-      // A pass rule's own translation applies only because it is the final decision.
-      if (e.nat != kNone) apply_translation(*p, p->translations[e.nat], rr_++, k);
-      if (e.rdr != kNone) apply_translation(*p, p->translations[e.rdr], rr_++, k);
-    } else {
-      v->block = 1;
-      if (e.kind == EntryKind::kBlock && (e.flags & kEntryReturn)) {
-        v->ret = k.proto == 6 ? ReturnAction::kRst : ReturnAction::kIcmpUnreach;
-      }
-    }
+    v->tenant = rule_tenant(e.rule_id);
+    count_tenant();
+    return finish(Reason::kRule);
   }
-  FlowTuple out_tuple = tuple_of(k);
+  if (w.decision == kNone) {
+    FlowTuple out_tuple = tuple_of(k);
+    if (!(out_tuple == tuple)) {
+      v->translated = true;
+      v->xlat = out_tuple;
+    }
+    v->tenant = by_anchor ? kNone : pkt_tenant;
+    count_tenant();
+    return finish(Reason::kDefault);
+  }
+  const Entry& e = p->entries[w.decision];
+  v->rule_id = e.rule_id;
+  v->anchor_rule_id = e.anchor_rule_id;
+  v->tenant = rule_tenant(e.rule_id);
+  if (e.kind == EntryKind::kBlock) {
+    v->block = 1;
+    if (e.flags & kEntryReturn) v->ret = k.proto == 6 ? ReturnAction::kRst : ReturnAction::kIcmpUnreach;
+    count_rules(*p, e.rule_id, e.anchor_rule_id, w.match_ids, w.n_match);
+    count_tenant();
+    return finish(Reason::kRule);
+  }
+  // A pass rule's own translation applies only because it is the final decision.
+  if ((e.nat != kNone || e.rdr != kNone) && !translate(*p, e, k)) {
+    v->block = 1;
+    count_tenant();
+    return finish(Reason::kRule);
+  }
+  const FlowTuple out_tuple = tuple_of(k);
   if (!(out_tuple == tuple)) {
     v->translated = true;
     v->xlat = out_tuple;
   }
-  v->tenant = tenant;
-  if (w.decision != kNone && !v->block && (p->entries[w.decision].flags & kEntryKeepState)) {
-    const Entry& e = p->entries[w.decision];
+  if (e.flags & kEntryKeepState) {
     State s;
-    s.fwd = tuple;
-    s.rev = out_tuple.reversed();
+    s.fwd = skey;
+    s.rev = state_key(k).reversed();
     s.ifindex = k.ifindex;
     s.dir = k.dir;
     s.rule_id = e.rule_id;
@@ -244,13 +326,13 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
     s.n_match = static_cast<uint8_t>(w.n_match < kMaxStateMatchIds ? w.n_match : kMaxStateMatchIds);
     for (int i = 0; i < s.n_match; ++i) s.match_ids[i] = w.match_ids[i];
     s.generation = p->generation;
-    s.tenant = tenant;
+    s.tenant = v->tenant;
     flows_.init_protocol_state(s, k.tcp_flags);
     s.packets[0] = 1;
     s.bytes[0] = k.length;
     if (flows_.insert(s, now_ms) == kNoIndex) {
       v->block = 1;
-      v->state_created = false;
+      v->translated = false;
       counters_.state_limit.add(1);
       count_tenant();
       return finish(Reason::kStateLimit);
@@ -260,12 +342,9 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
     p->rule_counters[e.rule_id].states_cur.add(1);
     p->rule_counters[e.rule_id].states_total.add(1);
   }
-  if (w.decision != kNone) {
-    const Entry& e = p->entries[w.decision];
-    count_rules(*p, e.rule_id, e.anchor_rule_id, w.match_ids, w.n_match);
-  }
+  count_rules(*p, e.rule_id, e.anchor_rule_id, w.match_ids, w.n_match);
   count_tenant();
-  finish(reason);
+  finish(Reason::kRule);
 }
 
 }  // namespace ztb

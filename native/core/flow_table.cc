@@ -104,16 +104,27 @@ FlowMatch FlowTable::lookup(const FlowTuple& t, uint8_t dir, uint32_t ifindex, u
     uint32_t next = s.next[side];
     // Forward side matches only in the creation direction, the reply side only in the other.
     bool dir_ok = side == 0 ? dir == s.dir : dir != s.dir;
-    if (dir_ok && (side == 0 ? s.fwd == t : s.rev == t) && (!if_bound_ || s.ifindex == ifindex)) {
+    if (dir_ok && (side == 0 ? s.fwd == t : s.rev == t)) {
       if (is_dead(s, now_ms)) {
         remove(node);  // dead: free it and keep looking (a live twin may exist)
-      } else {
+      } else if (!if_bound_ || s.ifindex == ifindex) {
         return FlowMatch{node, side == 1};
       }
     }
     link_id = next;
   }
   return FlowMatch{};
+}
+
+bool FlowTable::wire_key_used(const FlowTuple& t) const {
+  // keyOf(in, t) is the wire key of in-states created by t and of out-states answered by t.
+  for (uint32_t l = buckets_[bucket_of(t)]; l != kNoIndex;) {
+    const State& s = nodes_[l >> 1];
+    int side = static_cast<int>(l & 1);
+    if ((side == 0 ? s.dir == 0 && s.fwd == t : s.dir == 1 && s.rev == t)) return true;
+    l = s.next[side];
+  }
+  return false;
 }
 
 uint32_t FlowTable::insert(const State& init, uint64_t now_ms) {
@@ -187,17 +198,12 @@ void FlowTable::update(const FlowMatch& m, uint8_t flags, uint32_t length, uint6
   uint8_t& dst = s.peer[1 - from];
   switch (s.fwd.proto) {
     case 6: {
-      // pf_tcp_track_sloppy(): flags only, no sequence windows.
-      if ((flags & 0x02) && src < kTcpSynSent) src = kTcpSynSent;
+      // Flags only, no sequence windows (the first packet of a side makes it SYN_SENT).
+      if (src < kTcpSynSent) src = kTcpSynSent;
       if ((flags & 0x01) && src < kTcpClosing) src = kTcpClosing;
       if (flags & 0x10) {
-        if (dst == kTcpSynSent) {
-          dst = kTcpEstablished;
-        } else if (dst == kTcpClosing) {
-          dst = kTcpFinWait2;
-        } else if (src == kTcpSynSent && dst < kTcpSynSent) {
-          src = dst = kTcpEstablished;
-        }
+        if (dst == kTcpSynSent) dst = kTcpEstablished;
+        else if (dst == kTcpClosing) dst = kTcpFinWait2;
       }
       if (flags & 0x04) src = dst = kTcpTimeWait;
       const Timeouts& t = timeouts_;

@@ -15,9 +15,10 @@
 // (node << 1 | side). Buckets are a power of two >= 2 * capacity.
 //
 // Protocol state and timeouts follow pf (defaults of pf.conf(5)): TCP tracks a peer state per side
-// from flags only (no sequence windows): SYN -> SYN_SENT, the other side's ACK of a SYN_SENT peer
-// -> ESTABLISHED, FIN -> CLOSING, ACK of a CLOSING peer -> FIN_WAIT_2, RST -> both TIME_WAIT; the
-// timeout is chosen from the pair like pf_tcp_track_sloppy(). UDP and other protocols: SINGLE /
+// from flags only (no sequence windows), exactly as the reference evaluator does: any packet from a
+// side puts it in SYN_SENT at least, FIN -> CLOSING, an ACK moves a SYN_SENT peer to ESTABLISHED
+// and a CLOSING peer to FIN_WAIT_2, RST -> both TIME_WAIT; the timeout follows pf's ladder
+// (closed, finwait, opening, closing, established). UDP and other protocols: SINGLE /
 // MULTIPLE. ICMP: icmp.first at creation, icmp.error afterwards.
 //
 // Expiry: a state whose idle time reaches its timeout is dead. Lookups treat a dead state as
@@ -67,7 +68,8 @@ struct Timeouts {
   uint64_t other_first = 60'000, other_single = 30'000, other_multiple = 60'000;
 };
 
-enum TcpPeer : uint8_t { kTcpClosed = 0, kTcpSynSent, kTcpEstablished, kTcpClosing, kTcpFinWait2, kTcpTimeWait };
+// pf's TCPS_* numbering (only the order matters).
+enum TcpPeer : uint8_t { kTcpClosed = 0, kTcpSynSent = 2, kTcpEstablished = 4, kTcpClosing = 7, kTcpFinWait2 = 9, kTcpTimeWait = 10 };
 enum UdpPeer : uint8_t { kUdpNoTraffic = 0, kUdpSingle, kUdpMultiple };
 
 constexpr int kMaxStateMatchIds = 8;
@@ -123,7 +125,10 @@ class FlowTable {
   State& state(uint32_t node) { return nodes_[node]; }
   uint32_t size() const { return n_states_; }
   uint32_t capacity() const { return capacity_; }
-  bool is_dead(const State& s, uint64_t now_ms) const { return now_ms - s.last_ms >= s.timeout_ms; }
+  bool is_dead(const State& s, uint64_t now_ms) const { return now_ms >= s.last_ms + s.timeout_ms; }
+  // True when some state, live or dead but not yet freed, has pf wire key keyOf(in, t): the
+  // nat-to port search avoids such keys (as the reference evaluator does).
+  bool wire_key_used(const FlowTuple& t) const;
   void set_if_bound(bool b) { if_bound_ = b; }
   const Timeouts& timeouts() const { return timeouts_; }
   // Initial protocol state and timeout of a new state for `proto`.

@@ -67,6 +67,7 @@ struct PacketKey {
   uint8_t icmp_code = 0;
   bool has_ports = false;  // TCP/UDP with a transport header
   bool has_icmp = false;   // ICMP/ICMPv6 with a header
+  bool icmp_code_known = true;  // false only for pre-parsed headers that carry no code
   bool fragment = false;   // non-first fragment
   bool has_vlan = false;
   bool has_vni = false;

@@ -60,10 +60,10 @@ Result<std::shared_ptr<Program>> Program::build(const ProgramInput& in) {
   size_t n_tr = in.translations.size() / kTranslationWords;
   for (size_t i = 0; i < n_tr; ++i) {
     const uint32_t* w = &in.translations[i * kTranslationWords];
-    if (w[0] > 1 || w[1] > n_pool || w[2] > n_pool - w[1] || w[3] > w[4] || w[4] > 65535) {
+    if (w[0] > 1 || w[1] > n_pool || w[2] > n_pool - w[1] || w[3] > w[4] || w[4] > 65535 || w[5] > 3 || w[6] > 65535) {
       return bad("translation " + std::to_string(i) + " is invalid");
     }
-    p->translations.push_back(Translation{static_cast<uint8_t>(w[0]), w[1], w[2], w[3], w[4]});
+    p->translations.push_back(Translation{static_cast<uint8_t>(w[0]), w[1], w[2], w[3], w[4], w[5], w[6]});
   }
 
   size_t n_inst = in.instances.size() / kInstanceWords;
@@ -156,6 +156,7 @@ Result<std::shared_ptr<Program>> Program::build(const ProgramInput& in) {
     if (t != kNone && !tenant_ok(t)) return bad("rule tenant out of range");
   }
   p->rule_tenant.assign(in.rule_tenant.begin(), in.rule_tenant.end());
+  p->rr.assign(in.n_rules, 0);
   p->rule_counters = std::make_unique<RuleCounters[]>(in.n_rules == 0 ? 1 : in.n_rules);
   p->tenant_counters = std::make_unique<TenantCounters[]>(in.n_tenants == 0 ? 1 : in.n_tenants);
   return p;

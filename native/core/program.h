@@ -16,8 +16,9 @@
 //
 // Dimensions (kDims = 15): 0 interface index, 1 direction (0 in, 1 out), 2 af (4, 6), 3 proto,
 // 4..7 source address words (IPv4 in word 4, 5..7 zero), 8..11 destination, 12 source port,
-// 13 destination port (kNoPort when the packet has no ports), 14 ICMP type << 8 | code
-// (kNoIcmp when not ICMP).
+// 13 destination port (kNoPort when the packet has no ports), 14 ICMP type * 512 + code, where a
+// packet without a code uses code 256 (it matches a type-only test but no code test), kNoIcmp
+// when the packet carries no ICMP header.
 //
 // Worked example: `block all` (entry 0, one wildcard box), `anchor "t" on em0 { pass proto tcp
 // to port 443 }` (instance 0 = entries [1,2), gate box iface = em0's index; entry 1 own box proto
@@ -44,7 +45,7 @@ namespace ztb {
 
 constexpr int kDims = 15;
 constexpr uint32_t kNoPort = 0x10000;
-constexpr uint32_t kNoIcmp = 0x10000;
+constexpr uint32_t kNoIcmp = 0x20000;
 constexpr uint32_t kNone = 0xffffffffu;
 
 // Wire layouts (uint32 words per record).
@@ -54,8 +55,9 @@ constexpr int kBoxWords = 2 * kDims;  // lo0, hi0, lo1, hi1, ...
 constexpr int kEntryWords = 12;
 // instance: start, end, box_off, box_cnt, tcp_flags(bits | mask << 8), anchor_rule_id
 constexpr int kInstanceWords = 6;
-// translation: kind (0 nat, 1 rdr), pool_off, pool_cnt, port_lo, port_hi
-constexpr int kTranslationWords = 5;
+// translation: kind (0 nat, 1 rdr), pool_off, pool_cnt, port_lo, port_hi, flags
+// (1 = rdr-to has a port, 2 = the rule has a destination port test), rule_dport_lo
+constexpr int kTranslationWords = 7;
 // pool address: af, w0, w1, w2, w3
 constexpr int kPoolWords = 5;
 // tenant prefix: af, w0..w3, len, tenant
@@ -98,10 +100,14 @@ struct Instance {
   uint32_t anchor_rule_id;
 };
 
+enum TranslationFlags : uint32_t { kXlatHasPort = 1, kXlatRuleHasDport = 2 };
+
 struct Translation {
   uint8_t kind;  // 0 nat-to, 1 rdr-to
   uint32_t pool_off, pool_cnt;
   uint32_t port_lo, port_hi;
+  uint32_t flags;
+  uint32_t rule_dport_lo;
 };
 
 struct PoolAddr {
@@ -131,6 +137,8 @@ class Program {
   // Counters of this ruleset (written by the engine's single writer; readable any time).
   std::unique_ptr<RuleCounters[]> rule_counters;
   std::unique_ptr<TenantCounters[]> tenant_counters;
+  // Pool round-robin cursors per rule id (pf keeps them in the rule; a reload starts over).
+  mutable std::vector<uint32_t> rr;
 
   bool is_skipped(uint32_t ifindex) const;
   bool boxes_contain(uint32_t off, uint32_t cnt, const uint32_t* key) const {

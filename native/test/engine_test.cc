@@ -57,7 +57,7 @@ struct PB {
     uint32_t off = static_cast<uint32_t>(pool.size() / kPoolWords);
     uint32_t pw[kPoolWords] = {4, addr, 0, 0, 0};
     pool.insert(pool.end(), pw, pw + kPoolWords);
-    uint32_t tw[kTranslationWords] = {1, off, 1, port, port};
+    uint32_t tw[kTranslationWords] = {1, off, 1, port, port, port ? uint32_t{kXlatHasPort} : 0u, 0};
     translations.insert(translations.end(), tw, tw + kTranslationWords);
     return idx;
   }
