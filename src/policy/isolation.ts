@@ -82,7 +82,8 @@ export function generateMainUnits(m: PolicyModel): GeneratedUnit[] {
   // (e.g. `match out on egress from <ztb_tenants> nat-to (egress:0)`).
   if (m.tenants.length > 0) {
     emit(['tenants'], table(TABLE_TENANTS, m.tenants.flatMap((t) => t.subnets.map(formatPrefix))));
-    for (const t of m.tenants) emit(['tenants', t.index, 'subnets'], table(tenantTable(t.id), t.subnets.map(formatPrefix)));
+    for (const t of m.tenants)
+      if (t.subnets.length > 1) emit(['tenants', t.index, 'subnets'], table(tenantTable(t.id), t.subnets.map(formatPrefix)));
   }
 
   const iso = m.isolation;
@@ -120,50 +121,63 @@ function isolationUnits(m: PolicyModel, iso: IsolationModel): GeneratedUnit[] {
     if (last && last.path.join('\0') === path.join('\0')) last.text += lines.join('\n') + '\n';
     else units.push({ path, text: lines.join('\n') + '\n' });
   };
-  const hasTenants = m.tenants.length > 0;
+  if (m.tenants.length === 0) {
+    // Nothing to isolate; the host still gets default deny and its way out.
+    emit(at('enabled'), 'block all');
+    emit(at('uplink'), `pass out on ${iso.uplink} all`);
+    return units;
+  }
+  const G = TENANTS_GROUP;
+  const all = `<${TABLE_TENANTS}>`;
   const gateways = m.tenants.flatMap((t) => t.gateways.map((g) => formatAddr(g.addr.af, g.addr.value)));
 
   if (iso.clusterNetworks.length > 0) emit(at('cluster_networks'), table(TABLE_CLUSTER, iso.clusterNetworks.map(formatPrefix)));
-  if (gateways.length > 0) emit(['tenants'], table(TABLE_GATEWAYS, gateways));
-  if (iso.allowInternet && hasTenants) emit(at('allow_internet'), table(TABLE_PRIVATE, privateEntries(m, iso)));
+  emit(['tenants'], table(TABLE_GATEWAYS, gateways));
+  if (iso.allowInternet) emit(at('allow_internet'), table(TABLE_PRIVATE, privateEntries(m, iso)));
 
   // Default deny: the seed's base chains accept by default; ours do not.
   emit(at('enabled'), 'block all');
   emit(at('uplink'), `pass out on ${iso.uplink} all`);
-  if (hasTenants) emit(sec, `pass in on ! ${TENANTS_GROUP} to <${TABLE_TENANTS}>`);
+  emit(sec, `pass in on ! ${G} to ${all}`);
   // ...but the gateway addresses inside those subnets are the host's own services: default deny.
-  if (gateways.length > 0) emit(sec, `block in on ! ${TENANTS_GROUP} to <${TABLE_GATEWAYS}>`);
+  emit(sec, `block in on ! ${G} to <${TABLE_GATEWAYS}>`);
 
+  // From the tenants (in on their bridges). Anti-spoofing comes first and per tenant; after it,
+  // a packet entering tenant T's bridge has a source in T, so the rules below can name all
+  // tenants at once (interface group, <ztb_tenants>) and stay independent of the tenant count.
+  for (const t of m.tenants) emit(['tenants', t.index, 'subnets'], `block in quick ${onIfs(tenantRuleInterfaces(t))} from ! ${ownAddrs(t)}`);
+  if (iso.clusterNetworks.length > 0) emit(at('cluster_networks'), `block in quick on ${G} to <${TABLE_CLUSTER}>`);
+  for (const p of iso.allowedPorts)
+    if (p.direction !== 'inbound') emit(at('allowed_ports', p.index), `pass in quick on ${G} proto ${p.protocol} from ${all} to port ${p.port}`);
+  if (iso.hostServicesBlocked) {
+    emit(at('host_services_blocked'), `block in quick on ${G} to <${TABLE_GATEWAYS}>`, `block in quick on ${G} to self`);
+  } else {
+    emit(at('host_services_blocked'), `pass in quick on ${G} from ${all} to <${TABLE_GATEWAYS}>`, `pass in quick on ${G} from ${all} to self`);
+  }
+  if (iso.allowInternet) emit(at('allow_internet'), `pass in on ${G} from ${all} to ! <${TABLE_PRIVATE}>`);
+  // Within a tenant: these need the tenant's own addresses, so they are per tenant. Traffic that
+  // stays inside the tenant leaves on its own bridge; it was decided on the way in, so the way
+  // out passes it quick (before the tenant isolation block, which would otherwise catch it).
   for (const t of m.tenants) {
     const on = onIfs(tenantRuleInterfaces(t));
-    const own = `<${tenantTable(t.id)}>`;
-    const tpath: PathSeg[] = ['tenants', t.index];
-
-    // From the tenant (in on its bridge).
-    emit([...tpath, 'subnets'], `block in quick ${on} from ! ${own}`);
-    if (iso.clusterNetworks.length > 0) emit(at('cluster_networks'), `block in quick ${on} to <${TABLE_CLUSTER}>`);
-    for (const p of iso.allowedPorts)
-      if (p.direction !== 'inbound')
-        emit(at('allowed_ports', p.index), `pass in quick ${on} proto ${p.protocol} from ${own} to port ${p.port}`);
-    if (iso.hostServicesBlocked) {
-      if (gateways.length > 0) emit(at('host_services_blocked'), `block in quick ${on} to <${TABLE_GATEWAYS}>`);
-      emit(at('host_services_blocked'), `block in quick ${on} to self`);
-    } else {
-      if (gateways.length > 0) emit(at('host_services_blocked'), `pass in quick ${on} from ${own} to <${TABLE_GATEWAYS}>`);
-      emit(at('host_services_blocked'), `pass in quick ${on} from ${own} to self`);
-    }
+    const own = ownAddrs(t);
     if (iso.interVmIsolation) emit(at('inter_vm_isolation'), `block in quick ${on} from ${own} to ${own}`);
-    if (iso.allowInternet) emit(at('allow_internet'), `pass in ${on} from ${own} to ! <${TABLE_PRIVATE}>`);
-    if (!iso.interVmIsolation) emit(at('inter_vm_isolation'), `pass in ${on} from ${own} to ${own}`);
-
-    // To the tenant (out on its bridge).
-    if (!iso.interVmIsolation) emit(at('inter_vm_isolation'), `pass out quick ${on} from ${own} to ${own}`);
-    if (iso.tenantIsolation) emit(at('tenant_isolation'), `block out quick ${on} from <${TABLE_TENANTS}>`);
-    for (const p of iso.allowedPorts)
-      if (p.direction !== 'outbound')
-        emit(at('allowed_ports', p.index), `pass out quick ${on} proto ${p.protocol} to ${own} port ${p.port}`);
-
-    if (t.rules !== undefined) units.push(anchorCall(t));
+    else emit(at('inter_vm_isolation'), `pass in ${on} from ${own} to ${own}`, `pass out quick ${on} from ${own} to ${own}`);
   }
+
+  // To the tenants (out on their bridges).
+  if (iso.tenantIsolation) emit(at('tenant_isolation'), `block out quick on ${G} from ${all}`);
+  for (const p of iso.allowedPorts)
+    if (p.direction !== 'outbound') emit(at('allowed_ports', p.index), `pass out quick on ${G} proto ${p.protocol} to ${all} port ${p.port}`);
+
+  // Each tenant's own rules, only for its own interfaces.
+  for (const t of m.tenants) if (t.rules !== undefined) units.push(anchorCall(t));
   return units;
+}
+
+/** A tenant's addresses in pf syntax: its subnet, or its table when it has several (a negated
+ *  list would mean something else in pf). One table per multi-subnet tenant only, because pf's
+ *  default table limit (1000) would otherwise cap the number of tenants. */
+export function ownAddrs(t: TenantModel): string {
+  return t.subnets.length === 1 ? formatPrefix(t.subnets[0]!) : `<${tenantTable(t.id)}>`;
 }

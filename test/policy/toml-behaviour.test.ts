@@ -48,14 +48,8 @@ describe('two-tenant example through the reference evaluator', () => {
       ['public', 'public', 20],
     ]);
     expect(Object.keys(ir.rulesets).sort()).toEqual(['', 'finance', 'public']);
-    expect(Object.keys(ir.tables).sort()).toEqual([
-      'ztb_cluster',
-      'ztb_gateways',
-      'ztb_private',
-      'ztb_tenant_finance',
-      'ztb_tenant_public',
-      'ztb_tenants',
-    ]);
+    // Single-subnet tenants are written inline: no per-tenant tables.
+    expect(Object.keys(ir.tables).sort()).toEqual(['ztb_cluster', 'ztb_gateways', 'ztb_private', 'ztb_tenants']);
     expect(ir.groups.ztb_tenants).toEqual(['ztbr10', 'ztbr20']);
     expect(ir.isolation?.tenantIsolation).toBe(true);
     expect(ir.options.skip).toEqual(['lo']);

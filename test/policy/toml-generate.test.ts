@@ -74,8 +74,6 @@ enabled = false
       [
         '# x.toml:2:1',
         'table <ztb_tenants> const { 10.5.0.0/24 }',
-        '# x.toml:5:1',
-        'table <ztb_tenant_solo> const { 10.5.0.0/24 }',
         '# x.toml:7:1',
         'anchor "solo" on ztbr5',
         '',
