@@ -101,6 +101,7 @@ export async function applyBackend(
     );
     return 0;
   }
+  for (const w of r.plan.warnings) io.stderr.write(`warning: ${w}\n`);
   io.stdout.write(r.planText);
   const n = r.plan.steps.filter((s) => s.ioctl === 'DIOCADDRULE').length;
   if (r.committed) io.stdout.write(`pf: committed ${n} rules in ${r.plan.elements.length / 2} rulesets (${r.release})\n`);

@@ -386,8 +386,12 @@ export function encodePfiocRule(release: PfRelease, a: PfiocRuleArgs): Buffer {
   v.setU32('action', a.action ?? 0);
   v.setU32('ticket', a.ticket ?? 0);
   v.setU32('nr', a.nr ?? 0);
-  v.setString('anchor', a.anchor);
-  v.setString('anchor_call', a.anchorCall ?? '');
+  try {
+    v.setString('anchor', a.anchor);
+    v.setString('anchor_call', a.anchorCall ?? '');
+  } catch (e) {
+    throw new BackendError(`anchor path too long for pf: ${(e as Error).message}`, 'ERR_ZTB_PF_ENCODE', { cause: e });
+  }
   if (a.rule) {
     if (a.rule.length !== release.structs.pf_rule.size) {
       throw new BackendError(`pf_rule image is ${a.rule.length} bytes, ${release.id} needs ${release.structs.pf_rule.size}`, 'ERR_ZTB_PF_ENCODE');

@@ -10,7 +10,7 @@
 // the simulated kernel; only the device itself is OpenBSD-specific.
 import type { Ir } from '../../policy/ir.js';
 import { StructView } from './abi/layout.js';
-import { PF, type IoctlName, type PfRelease } from './abi/releases.js';
+import { PATH_MAX, PF, type IoctlName, type PfRelease } from './abi/releases.js';
 import { decodeRule, type DecodedRule } from './decode.js';
 import { encodeIr, encodePfiocRule, kernelPath, orderedPaths, type EncodeOptions, type KernelRule } from './encode.js';
 import { BackendError, PfIoctlError } from './errors.js';
@@ -59,7 +59,12 @@ export interface PfPlan {
   rollback: PlanStep;
   /** Kernel rules per kernel anchor in load order: index = the rule's number in that anchor. */
   kernelRules: Map<string, KernelRule[]>;
+  /** Things that load fine but work less well (e.g. anchor names pflog truncates). */
+  warnings: string[];
 }
+
+/** pfloghdr.ruleset is 16 bytes: longer anchor names are truncated in logs and traces. */
+export const PFLOG_RULESET_MAX = 15;
 
 export interface PlanOptions extends Omit<EncodeOptions, 'release'> {
   release: PfRelease;
@@ -91,6 +96,10 @@ export function planLoad(ir: Ir, opts: PlanOptions): PfPlan {
   const paths = scopePaths(ir, scope);
   if (paths.length > PLAN_LIMITS.anchors) {
     throw new BackendError(`${paths.length} rulesets exceed the limit of ${PLAN_LIMITS.anchors}`, 'ERR_ZTB_PF_PLAN');
+  }
+  for (const p of paths) {
+    const k = kernelPath(p, root);
+    if (Buffer.byteLength(k) >= PATH_MAX) throw new BackendError(`anchor path "${k.slice(0, 40)}…" is ${Buffer.byteLength(k)} bytes; pf holds at most ${PATH_MAX - 1}`, 'ERR_ZTB_PF_PLAN');
   }
   const encoded = encodeIr(ir, opts, paths);
   const nRules = [...encoded.byAnchor.values()].reduce((n, l) => n + l.length, 0);
@@ -161,9 +170,14 @@ export function planLoad(ir: Ir, opts: PlanOptions): PfPlan {
       `set loginterface ${ir.options.loginterface ?? 'none'}`));
   }
 
+  const warnings = anchors
+    .filter((a) => a.length > PFLOG_RULESET_MAX)
+    .map((a) => `anchor "${a}" is longer than ${PFLOG_RULESET_MAX} bytes: pflog records it truncated, so log lines cannot be mapped back to it unambiguously`);
+
   return {
     release,
     scope,
+    warnings,
     elements,
     begin: step(release, 'DIOCXBEGIN', trans.arg, `begin ${elements.length} elements`, { payload: trans.payload }),
     steps,

@@ -88,6 +88,17 @@ describe('planLoad', () => {
     expect(formatPlan(plan)).toContain('DIOCADDRULE 0xCD504404  rule 7 of "" (IR 7) -> anchor "tenant1"  [ticket of element 0]');
   });
 
+  it('warns about anchor names pflog would truncate, and refuses paths pf cannot hold', () => {
+    expect(planLoad(seedIr(), { release: R }).warnings).toEqual([]);
+    const long = policy({ '': [{ action: 'anchor', call: { name: 'tenant-with-long-name', wildcard: false, targets: ['tenant-with-long-name'] } }], 'tenant-with-long-name': [{ action: 'pass' }] });
+    expect(planLoad(long, { release: R }).warnings).toEqual([
+      'anchor "tenant-with-long-name" is longer than 15 bytes: pflog records it truncated, so log lines cannot be mapped back to it unambiguously',
+    ]);
+    const deep = 'a'.repeat(1030);
+    const tooLong = policy({ '': [{ action: 'anchor', call: { name: deep, wildcard: false, targets: [deep] } }], [deep]: [{ action: 'pass' }] });
+    expect(() => planLoad(tooLong, { release: R })).toThrow(BackendError);
+  });
+
   it('a tenant-only plan touches only that tenant\'s anchors and no global options', () => {
     const plan = planLoad(seedIr(), { release: R, scope: { kind: 'tenant', anchor: 'tenant1' } });
     expect(plan.elements).toEqual([{ type: 'ruleset', anchor: 'tenant1' }, { type: 'table', anchor: 'tenant1' }]);
