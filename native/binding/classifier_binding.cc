@@ -400,7 +400,10 @@ Napi::Value JsBenchUpdates(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value JsCpuHasAvx2(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), cpu_has_avx2()); }
+
 void RegisterClassifier(Napi::Env env, Napi::Object exports) {
+  exports.Set("cpuHasAvx2", Napi::Function::New(env, JsCpuHasAvx2, "cpuHasAvx2"));
   exports.Set("classifierBuild", Napi::Function::New(env, JsClassifierBuild, "classifierBuild"));
   exports.Set("classifierLookupBatch", Napi::Function::New(env, JsClassifierLookupBatch, "classifierLookupBatch"));
   exports.Set("classifierMatches", Napi::Function::New(env, JsClassifierMatches, "classifierMatches"));

@@ -67,6 +67,7 @@ declare module './native.js' {
     classbenchGenerateTrace(rules: Uint32Array, n: number, seed: number): Uint32Array;
     benchLookupLoop(handle: ClassifierHandle, keys: Uint32Array, iterations: number, batchSize: number): LoopTiming;
     benchUpdates(rules: Uint32Array, nDims: number, keys: Uint32Array, nUpdates: number): UpdateTiming;
+    cpuHasAvx2(): boolean;
   }
 }
 
@@ -127,6 +128,11 @@ export function generateClassbenchTrace(rules: Uint32Array, n: number, seed: num
 
 export function benchLookupLoop(c: NativeClassifier, keys: Uint32Array, iterations: number, batchSize: number): LoopTiming {
   return loadNative().benchLookupLoop(c.handle, keys, iterations, batchSize);
+}
+
+/** True when the classifier runs its AVX2 kernels on this CPU. */
+export function cpuHasAvx2(): boolean {
+  return loadNative().cpuHasAvx2();
 }
 
 export function benchUpdates(rules: Uint32Array, nDims: number, keys: Uint32Array, nUpdates: number): UpdateTiming {
