@@ -68,6 +68,8 @@ export interface EvaluatorStats {
   stateMatches: number;
   statesCreated: number;
   stateLimitDrops: number;
+  /** New states refused because a same-direction state owns one of their keys (pf's STATEINS). */
+  stateInsertFailures: number;
   anchorOverflowDrops: number;
   translationFailures: number;
 }
@@ -234,6 +236,7 @@ export class ReferenceEvaluator {
     stateMatches: 0,
     statesCreated: 0,
     stateLimitDrops: 0,
+    stateInsertFailures: 0,
     anchorOverflowDrops: 0,
     translationFailures: 0,
   };
@@ -692,13 +695,20 @@ export class ReferenceEvaluator {
     // Outbound: the stack key is what the host sent, the wire key what leaves after nat-to.
     const wire: StateKey = pkt.dir === 'in' ? origKey : finKey;
     const stack: StateKey = pkt.dir === 'in' ? finKey : origKey;
+    const boundIf = L.ir.options.statePolicy === 'if-bound' ? pkt.ifname : null;
+    if (this.#states.collides(pkt.proto, pkt.af, pkt.dir, boundIf, wire, stack, now)) {
+      // pf drops the packet (PFRES_STATEINS); the result vocabulary has no separate reason, and
+      // 'state-limit' already means "a stateful pass could not create its state".
+      this.#stats.stateInsertFailures++;
+      return this.#result({ verdict: 'block', reason: 'state-limit', ...base });
+    }
     const created = this.#states.insert(
       {
         proto: pkt.proto,
         af: pkt.af,
         dir: pkt.dir,
         ifname: pkt.ifname,
-        boundIf: L.ir.options.statePolicy === 'if-bound' ? pkt.ifname : null,
+        boundIf,
         wire,
         stack,
         rule: r,

@@ -235,19 +235,55 @@ export class StateTable {
     const id = keyId(proto, af, keyOf(dir, proto, t));
     const list = (dir === 'in' ? this.#wire : this.#stack).get(id);
     if (!list) return null;
+    // pf keeps if-bound states ahead of floating ones on a key, each group oldest first.
+    let floating: State | null = null;
     for (const st of [...list]) {
       if (this.isExpired(st, now)) {
         this.remove(st);
         continue;
       }
-      if (st.boundIf === null || st.boundIf === ifname) return st;
+      if (st.boundIf === ifname) return st;
+      if (st.boundIf === null && !floating) floating = st;
     }
-    return null;
+    return floating;
   }
 
   /** True when some live state already uses this wire key (NAT port allocation avoids it). */
   wireKeyUsed(proto: number, af: AddressFamily, k: StateKey): boolean {
     return (this.#wire.get(keyId(proto, af, k))?.length ?? 0) > 0;
+  }
+
+  /** pf_state_key_attach's collision test: a live state created in the same direction already
+   *  owns the new state's wire or stack key (only translations can cause it: lookup comes first).
+   *  A fully closed TCP state gives way, as in pf; otherwise the insert must fail. */
+  collides(
+    proto: number,
+    af: AddressFamily,
+    dir: Direction,
+    boundIf: string | null,
+    wire: StateKey,
+    stack: StateKey,
+    now: number,
+  ): boolean {
+    for (const [index, k] of [
+      [this.#wire, wire],
+      [this.#stack, stack],
+    ] as const) {
+      for (const st of [...(index.get(keyId(proto, af, k)) ?? [])]) {
+        if (this.isExpired(st, now)) {
+          this.remove(st);
+          continue;
+        }
+        if (st.dir !== dir) continue;
+        if (st.boundIf !== null && boundIf !== null && st.boundIf !== boundIf) continue;
+        if (st.proto === 6 && st.peers[0] >= TCPS.FIN_WAIT_2 && st.peers[1] >= TCPS.FIN_WAIT_2) {
+          this.remove(st);
+          continue;
+        }
+        return true;
+      }
+    }
+    return false;
   }
 
   insert(init: Omit<State, 'id' | 'wireId' | 'stackId' | 'peers' | 'timeout' | 'lastSeen' | 'created' | 'packets' | 'bytes'>, now: number): State {

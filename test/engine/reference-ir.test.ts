@@ -301,6 +301,16 @@ describe('ReferenceEvaluator: states', () => {
     expect(c[0]!.matches).toBe(2);
   });
 
+  it('regression: a redirected flow whose stack key a same-direction state owns is dropped (pf STATEINS)', () => {
+    const ev = new ReferenceEvaluator(
+      buildIr({ '': [{ action: 'pass', dir: 'in', proto: UDP, rdrTo: { hosts: [addr('192.168.30.2').host], port: { lo: 53, hi: 53 } } }] }),
+    );
+    expect(ev.evaluate(P('in on em0 udp 10.0.0.1:999 > 1.1.1.1:53')).stateCreated).toBe(true);
+    expect(ev.evaluate(P('in on em0 udp 10.0.0.1:999 > 2.2.2.2:53'))).toMatchObject({ verdict: 'block', reason: 'state-limit', ruleId: 0 });
+    expect(ev.stats().stateInsertFailures).toBe(1);
+    expect(ev.evaluate(P('out on em1 udp 192.168.30.2:53 > 10.0.0.1:999')).translated).toMatchObject({ src: '1.1.1.1' });
+  });
+
   it('ICMP echo states key on the id', () => {
     const ev = new ReferenceEvaluator(buildIr({ '': [{ action: 'block', dir: 'in' }, { action: 'pass', dir: 'out', proto: 1 }] }));
     ev.evaluate(P('out on em0 icmp 10.0.0.1 > 10.0.0.2 icmp-type 8 id 7'));
