@@ -27,6 +27,8 @@ export interface TomlCompileInput extends CompileInput {
 export interface LoadedTomlPolicy {
   input: TomlCompileInput;
   model: PolicyModel;
+  /** The units generated from `[policy]`, tenants and isolation (a prefix of input.units). */
+  generated: PfUnit[];
 }
 
 function fail(file: string, diags: { line: number; col: number; message: string }[]): never {
@@ -68,10 +70,11 @@ export function loadTomlPolicy(text: string, file: string): LoadedTomlPolicy {
   if (issues.length > 0) fail(file, issueDiags(issues, positions));
 
   const at = (path: (string | number)[], which: 'key' | 'value' = 'key'): SourcePos => ({ file, ...positions.locate(path, which) });
-  const units: PfUnit[] = generateMainUnits(model).map((u) => {
+  const generated: PfUnit[] = generateMainUnits(model).map((u) => {
     const p = at(u.path);
     return { file, text: u.text, ruleset: '', line: p.line, col: p.col, generated: true };
   });
+  const units: PfUnit[] = [...generated];
 
   if (model.pfFile !== undefined) {
     const path = resolve(dirname(file), model.pfFile);
@@ -105,7 +108,7 @@ export function loadTomlPolicy(text: string, file: string): LoadedTomlPolicy {
     allowInternet: iso.allowInternet,
     allowedPorts: iso.allowedPorts.map((p) => ({ protocol: p.protocol, port: p.port, direction: p.direction })),
   };
-  return { input: { units, tenants, groups, isolation }, model };
+  return { input: { units, tenants, groups, isolation }, model, generated };
 }
 
 /** Compiles a TOML policy document to the IR (load.ts dispatches `.toml` files here). Throws
@@ -114,22 +117,24 @@ export function compileTomlPolicy(text: string, file: string): Ir {
   return compilePf(loadTomlPolicy(text, file).input);
 }
 
-function stringUnit(file: string, text: string, ruleset: string, content: { line: number; col: number } | undefined): PfUnit {
-  // Positions inside a string with escapes drift after the first escape; docs/toml.md advises
-  // literal strings ('''...''') for pf text.
+function stringUnit(
+  file: string,
+  text: string,
+  ruleset: string,
+  content: { line: number; col: number; escaped: boolean } | undefined,
+): PfUnit {
   const u: PfUnit = { file, text, ruleset };
   if (content) {
     u.line = content.line;
     u.col = content.col;
+    // After an escape the decoded text no longer lines up with the file; rather than report
+    // wrong lines, every position in such a string is its start (docs/toml.md advises '''...''').
+    if (content.escaped) u.generated = true;
   }
   return u;
 }
 
-/** The generated units as pf text, each headed by the TOML position that caused it (goldens,
- *  `check --generated`). */
-export function renderGeneratedUnits(units: readonly PfUnit[]): string {
-  return units
-    .filter((u) => u.generated)
-    .map((u) => `# ${u.file}:${u.line ?? 1}:${u.col ?? 1}${u.ruleset ? ` [anchor ${u.ruleset}]` : ''}\n${u.text}`)
-    .join('');
+/** The generated units as pf text, each headed by the TOML position that caused it (goldens). */
+export function renderGeneratedUnits(loaded: LoadedTomlPolicy): string {
+  return loaded.generated.map((u) => `# ${u.file}:${u.line ?? 1}:${u.col ?? 1}\n${u.text}`).join('');
 }

@@ -211,6 +211,13 @@ describe('TOML policy: errors with TOML path and position', () => {
     expect(one[0]).toMatch(/^6:27: /);
   });
 
+  it('positions pf errors in a basic string with escapes at the string start', () => {
+    // "\n" escapes make decoded lines differ from the file's; no position is invented.
+    const errs = errorsOf(lines(...tenantA, 'rules = "pass all\\nblock frobnicate"'), true);
+    expect(errs).toHaveLength(1);
+    expect(errs[0]).toMatch(/^6:10: /);
+  });
+
   it('reports pf errors in the global rules and in several tenants at once', () => {
     const b = [...tenantB, "rules = '''", 'block frobnicate', "'''"];
     const errs = errorsOf(lines("rules = '''", '', 'pass in on em0 proto tcp from 10.0.0.0/33', "'''", ...tenantA, "rules = 'anchor \"x\" {'", ...b), true);

@@ -24,7 +24,7 @@ function golden(name: string, actual: string): void {
 function generated(file: string, text?: string): string {
   const abs = join(root, file);
   const r = loadTomlPolicy(text ?? readFileSync(abs, 'utf8'), relative(root, abs));
-  return renderGeneratedUnits(r.input.units);
+  return renderGeneratedUnits(r);
 }
 
 const VARIANT = `
