@@ -118,6 +118,25 @@ describe('ztb-enforce test on the zero-trust example', () => {
   });
 });
 
+describe('ztb-enforce test on a TOML policy with tenants', () => {
+  const TOML = resolve(__dirname, '..', '..', 'examples', 'two-tenant.toml');
+  it('classifies by tenant interface, else by subnet: the source of in packets, the destination of out packets', async () => {
+    const { code, rows } = await json(['--group', 'egress=em1', TOML], [
+      'in on ztbr10 tcp 10.10.10.5:40000 > 1.1.1.1:443',
+      'in on ztbr10 tcp 10.10.10.5:40001 > 10.10.20.5:80',
+      'out on em1 tcp 10.10.10.5:40000 > 1.1.1.1:443',
+      'in on em1 tcp 1.1.1.1:443 > 10.10.20.9:40000 flags A',
+      'out on em1 udp 1.1.1.1:53 > 10.10.20.9:40000',
+      'in on em1 udp 1.1.1.1:53 > 192.0.2.1:40000',
+    ].join('\n'));
+    expect(code).toBe(0);
+    expect(rows.map((r) => r.tenant)).toEqual(['finance', 'finance', null, null, 'public', null]);
+    expect(rows[0]).toMatchObject({ verdict: 'pass', rule: { ruleset: 'finance' } });
+    expect(rows[1]).toMatchObject({ verdict: 'block', rule: { ruleset: 'finance' } });
+    expect(rows[2]).toMatchObject({ verdict: 'pass', state: 'created', rule: { text: expect.stringMatching(/^pass out on egress/) } });
+  });
+});
+
 describe('ztb-enforce test options', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ztb-test-'));
   const pol = join(dir, 'p.conf');
