@@ -1,8 +1,8 @@
 // Backend layer (pf): IR -> kernel structs. One struct pf_rule per IR rule (the IR is already
 // list-expanded, in ruleset order), with the field encodings pfctl uses: OpenBSD address families,
 // ports in network order, unused pools marked PF_ADDR_NONE, rtableid = onrdomain = -1, DYNIFTL for
-// (if) with its mode flags, TABLE for <t>, anchor rules as MATCH rules whose pfioc_rule carries
-// anchor_call. Two things pfctl resolves at load time are resolved here too: bare interface names /
+// (if) with its mode flags, TABLE for <t>, anchor rules as pfctl writes them (action 0) with
+// pfioc_rule.anchor_call naming the child. Two things pfctl resolves at load time are resolved here too: bare interface names /
 // `self` as addresses (from the interface address map, one kernel rule per address, as pfctl
 // does; without a map the kernel's dynamic-address form is used) and multi-host translation pools (an automatic table per pool, since a pf_pool holds one
 // address wrap). Everything else about the rule is the IR's.
@@ -275,10 +275,13 @@ function encodeInto(
         v.setU16('return_icmp6', PF.returnIcmp6);
       }
       break;
-    // pfctl encodes anchor rules as MATCH rules; what makes them anchors is anchor_call.
     case 'match':
-    case 'anchor':
       v.setU8('action', PF.action.match);
+      break;
+    // pfctl zeroes an anchor rule and never sets its action, so it goes in as PASS (0); the
+    // kernel ignores the action of a rule with an anchor and steps into the anchor instead.
+    case 'anchor':
+      v.setU8('action', PF.action.pass);
       break;
   }
   v.setU8('direction', rule.dir === 'in' ? PF.dir.in : rule.dir === 'out' ? PF.dir.out : PF.dir.inout);

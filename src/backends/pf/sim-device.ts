@@ -412,7 +412,7 @@ export class SimulatedPfDevice implements IoctlDevice {
     if (d.keepState > PF.state.synproxy) bad(`keep_state ${d.keepState}`);
     if (d.keepState !== PF.state.none && d.action !== PF.action.pass) bad('state on a non-pass rule');
     if (d.flags & ~d.flagset && d.flagset !== 0) bad('flags outside flagset');
-    if (anchorCall && d.action !== PF.action.match) bad('anchor rule must be a match rule');
+    if (anchorCall && d.keepState !== PF.state.none) bad('state on an anchor rule');
     if (anchorCall) this.#ruleset(anchorCall.replace(/^\//, '').replace(/\/\*$/, ''));
     if (d.nat.type !== 'none' && d.direction === PF.dir.in) bad('nat-to on an inbound rule');
     if (d.rdr.type !== 'none' && d.direction === PF.dir.out) bad('rdr-to on an outbound rule');

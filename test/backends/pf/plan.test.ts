@@ -68,7 +68,7 @@ describe('planLoad', () => {
     expect(adds.map((s) => s.irId)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
     // anchor rule: pfioc_rule.anchor "" and anchor_call "tenant1"; tenant rule: anchor "tenant1"
     const anchorRule = new StructView(R.structs.pfioc_rule, adds[7]!.arg);
-    expect([anchorRule.string('anchor'), anchorRule.string('anchor_call'), anchorRule.u8('rule.action')]).toEqual(['', 'tenant1', 12]);
+    expect([anchorRule.string('anchor'), anchorRule.string('anchor_call'), anchorRule.u8('rule.action')]).toEqual(['', 'tenant1', 0]);
     const t1 = new StructView(R.structs.pfioc_rule, adds[8]!.arg);
     expect([t1.string('anchor'), t1.string('anchor_call'), t1.u8('rule.quick')]).toEqual(['tenant1', '', 1]);
     // table: ticket of the "" table element, ADDRSTOO, persist flag, two pfr_addr of 52 bytes

@@ -37,7 +37,7 @@ describe('reference snippets compiled from pf.conf text', () => {
 
   it('anchor "tenant1" { pass in quick on vether0.10 inet proto tcp from 10.10.10.0/24 to port 443 }', () => {
     const k = kernel('anchor "tenant1" {\n  pass in quick on vether0.10 inet proto tcp from 10.10.10.0/24 to port 443\n}\n');
-    expect(k.get('')!.map((r) => [r.anchorCall, u8(r.rule, 1280)])).toEqual([['tenant1', 12]]);
+    expect(k.get('')!.map((r) => [r.anchorCall, u8(r.rule, 1280)])).toEqual([['tenant1', 0]]);
     const b = k.get('tenant1')![0]!.rule;
     expect([u8(b, 1280), u8(b, 1281), u8(b, 1284), u8(b, 1288), u8(b, 1289)]).toEqual([0, 1, 1, 2, 6]);
     expect(b.subarray(248, 259).toString('latin1')).toBe('vether0.10\0');
