@@ -1,9 +1,10 @@
 // The pf text generated from TOML documents (policy options, tenant tables, isolation rules,
 // tenant anchor calls) compared with goldens in test/policy/golden/; UPDATE_GOLDEN=1 refreshes.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadTomlPolicy, renderGeneratedUnits } from '../../src/policy/toml.js';
+import { compileTomlPolicy, loadTomlPolicy, renderGeneratedUnits } from '../../src/policy/toml.js';
 
 const root = resolve(__dirname, '..', '..');
 const goldenDir = join(__dirname, 'golden');
@@ -128,5 +129,46 @@ enabled = false
         { protocol: 'tcp', port: 53, direction: 'outbound' },
       ],
     });
+  });
+
+  it('loads pf_file relative to the TOML file, before the top-level rules, with its own positions', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ztb-toml-'));
+    try {
+      writeFileSync(join(dir, 'base.pf.conf'), 'ext_if = "eth0"\npass in on $ext_if proto tcp to port 22\n');
+      const toml = join(dir, 'p.toml');
+      const text = 'pf_file = "base.pf.conf"\nrules = \'block in on eth0 proto tcp to port 23\'\n';
+      writeFileSync(toml, text);
+      const ir = compileTomlPolicy(text, toml);
+      expect(ir.rules.map((r) => [r.pos.file, r.pos.line, r.action])).toEqual([
+        [join(dir, 'base.pf.conf'), 2, 'pass'],
+        [toml, 2, 'block'],
+      ]);
+      expect(ir.sources).toEqual([join(dir, 'base.pf.conf'), toml]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('enabled = false (either spelling) means no isolation', () => {
+    for (const sec of ['[isolation]', '[vm.network_isolation]']) {
+      const r = loadTomlPolicy(`${sec}\nenabled = false\ntenant_isolation = true\n`, 'x.toml');
+      expect(r.input.isolation).toBeNull();
+      expect(r.generated).toEqual([]);
+    }
+    // Isolation with no tenants still denies by default.
+    expect(renderGeneratedUnits(loadTomlPolicy('[isolation]\n', 'y.toml'))).toBe('# y.toml:1:1\nblock all\n# y.toml:1:1\npass out on egress all\n');
+  });
+
+  it('keeps the VXLAN details and checks multicast groups and remotes', () => {
+    const base = '[[tenants]]\nid = "a"\nnet_id = 1\nsubnets = ["10.1.0.0/24"]\ngateway = "10.1.0.1"\nvni = 5000\n';
+    const r = loadTomlPolicy(base + 'vxlan = { group = "239.1.1.1", local = "192.0.2.1", dstport = 8472, learning = true }\n', 'v.toml');
+    expect(r.input.tenants[0]!.vxlan).toEqual({ vni: 5000, remotes: [], group: '239.1.1.1', local: '192.0.2.1', dstport: 8472, learning: true });
+    expect(() => loadTomlPolicy(base + 'vxlan = { group = "192.0.2.7", remotes = ["224.0.0.5"] }\n', 'v.toml')).toThrow(
+      'v.toml:7:19: tenants[0].vxlan.group: vxlan group 192.0.2.7 is not a multicast address\n' +
+        'v.toml:7:43: tenants[0].vxlan.remotes[0]: vxlan remote 224.0.0.5 is a multicast address: use "group"',
+    );
+    expect(() => loadTomlPolicy(base.replace('vni = 5000\n', '') + 'vxlan = { remotes = ["192.0.2.1"] }\n', 'v.toml')).toThrow(
+      'v.toml:6:1: "vxlan" needs "vni" in the same tenant',
+    );
   });
 });
