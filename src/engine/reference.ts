@@ -529,6 +529,15 @@ export class ReferenceEvaluator {
     if (!Number.isInteger(pkt.tcpFlags) || pkt.tcpFlags < 0 || pkt.tcpFlags > 255) {
       throw new PacketError(`bad TCP flags ${pkt.tcpFlags}`);
     }
+    for (const [n, v, max] of [
+      ['length', pkt.length, 65535 + 65535],
+      ['vlan', pkt.vlan, 4095],
+      ['vni', pkt.vni, 0xffffff],
+      ['icmpType', pkt.icmpType, 255],
+      ['icmpCode', pkt.icmpCode, 255],
+    ] as const) {
+      if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max)) throw new PacketError(`${n} ${v} out of range 0-${max}`);
+    }
     if (typeof pkt.ifname !== 'string' || pkt.ifname.length === 0 || pkt.ifname.length > 15) {
       throw new PacketError(`bad interface name '${String(pkt.ifname)}'`);
     }

@@ -351,5 +351,9 @@ describe('ReferenceEvaluator: input validation', () => {
     expect(() => ev.evaluate({ ...base, src: '10.0.0.256' })).toThrow(/source address/);
     expect(() => ev.evaluate({ ...base, af: 'inet6' })).toThrow(/inet6/);
     expect(() => ev.evaluate({ ...base, dport: 70000 })).toThrow(/dport/);
+    expect(() => ev.evaluate({ ...base, vlan: 4096 })).toThrow(/vlan/);
+    expect(() => ev.evaluate({ ...base, length: -1 })).toThrow(/length/);
+    expect(() => ev.evaluate({ ...base, ifname: 'averyveryverylongname0' })).toThrow(/interface/);
+    expect(ev.stats().packets).toBe(0);
   });
 });
