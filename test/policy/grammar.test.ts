@@ -192,7 +192,7 @@ describe('options on rules', () => {
       ['none', null],
     ]);
     expect(texts(ir)[1]).toBe('pass in proto tcp all flags any keep state');
-    expect(texts(ir)[3]).toBe('pass in proto tcp all flags FSR/FSRA modulate state'.replace('FSR/FSRA', 'S/FSRA'));
+    expect(texts(ir)[3]).toBe('pass in proto tcp all flags S/FSRA modulate state');
     expect(texts(ir)[5]).toBe('pass in proto tcp all flags /SA keep state');
   });
 
