@@ -192,8 +192,8 @@ export class StructView {
     const f = this.field(path);
     if (bytes.length > f.size) throw new RangeError(`${this.layout.name}.${path}: ${bytes.length} bytes > ${f.size}`);
     const at = this.base + f.offset;
-    this.buf.fill(0, at, at + f.size);
-    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).copy(this.buf, at);
+    if (bytes.length < f.size) this.buf.fill(0, at + bytes.length, at + f.size);
+    this.buf.set(bytes, at);
     return this;
   }
 
