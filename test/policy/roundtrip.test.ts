@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { compilePf } from '../../src/policy/compile.js';
 import type { Ir } from '../../src/policy/ir.js';
+import { loadPolicyFile } from '../../src/policy/load.js';
 import { renderAnchor, renderPfConf } from '../../src/policy/render.js';
 
 /** The IR without what depends on where things were written. */
@@ -33,6 +34,12 @@ describe('round trip', () => {
     expect(shape(again)).toEqual(shape(ir));
     // and the rendering is a fixed point
     expect(renderPfConf(again)).toBe(renderPfConf(ir));
+  });
+
+  const tomls = readdirSync('examples').filter((f) => f.endsWith('.toml'));
+  test.each(tomls)('examples/%s (TOML-generated units render to one pf.conf)', (f) => {
+    const ir = loadPolicyFile(`examples/${f}`);
+    expect(shape(roundTrip(ir))).toEqual(shape(ir));
   });
 
   test('renderAnchor gives a ruleset body that compiles to the same rules', () => {
