@@ -66,6 +66,14 @@ export interface PolicyModel {
   isolation: IsolationModel | null;
 }
 
+/** Words that would change the meaning of generated `on { ... }` lists, and the groups the
+ *  generated rules name (a tenant owning the uplink would receive everything passed out on it). */
+const RESERVED_IFNAMES = new Set([
+  'all', 'any', 'self', 'egress', 'ztb_tenants', 'in', 'out', 'on', 'from', 'to', 'port', 'proto', 'quick', 'log',
+  'inet', 'inet6', 'pass', 'block', 'match', 'anchor', 'table', 'set', 'keep', 'modulate', 'synproxy', 'state',
+  'no', 'flags', 'drop', 'return', 'scrub', 'label', 'tag', 'tagged',
+]);
+
 /** Interface names the orchestrator derives; document-written names must not take them. */
 const DERIVED_IFNAME = /^(ztbr[0-9]|ztvx[0-9]|ztvl[0-9]|tn[0-9])/;
 
@@ -186,6 +194,10 @@ export function buildModel(doc: TomlDocument, issues: Issue[]): PolicyModel {
         issues.push({ path, message: `interface ${JSON.stringify(name)} uses a prefix reserved for derived names (ztbr<net_id>, ztvx<net_id>, ztvl<net_id>, tn<net_id>...)` });
         return;
       }
+      if (RESERVED_IFNAMES.has(name)) {
+        issues.push({ path, message: `${JSON.stringify(name)} cannot be a tenant interface: it is a pf keyword or a group the generated rules use` });
+        return;
+      }
       const prev = extraIfs.get(name);
       if (prev) issues.push({ path, message: `interface ${JSON.stringify(name)} is already listed at ${pathText(prev)}` });
       else extraIfs.set(name, path);
@@ -285,17 +297,22 @@ export function buildModel(doc: TomlDocument, issues: Issue[]): PolicyModel {
         uplink: src.uplink,
       };
       // VMs are blocked from cluster networks: a tenant living inside one could not work.
-      src.cluster_networks.forEach((c, ci) => {
-        for (const t of tenants) {
-          t.subnets.forEach((s, si) => {
-            if (prefixesOverlap(c, s))
-              issues.push({
-                path: ['tenants', t.index, 'subnets', si],
-                message: `subnet ${formatPrefix(s)} of tenant ${JSON.stringify(t.id)} overlaps cluster network ${formatPrefix(c)} (${pathText([...section, 'cluster_networks', ci])})`,
-              });
-          });
-        }
-      });
+      const cluster = new PrefixIndex(src.cluster_networks);
+      for (const t of tenants)
+        t.subnets.forEach((s, si) => {
+          const ci = cluster.firstOverlap(s);
+          if (ci !== null)
+            issues.push({
+              path: ['tenants', t.index, 'subnets', si],
+              message: `subnet ${formatPrefix(s)} of tenant ${JSON.stringify(t.id)} overlaps cluster network ${formatPrefix(src.cluster_networks[ci]!)} (${pathText([...section, 'cluster_networks', ci])})`,
+            });
+        });
+      // The uplink passes everything out: it cannot also be a tenant's interface.
+      for (const t of tenants) {
+        const owned = [t.bridge, ...t.extraInterfaces];
+        if (owned.includes(src.uplink))
+          issues.push({ path: [...section, 'uplink'], message: `uplink ${JSON.stringify(src.uplink)} is an interface of tenant ${JSON.stringify(t.id)}` });
+      }
       if (blix?.vm_network !== undefined) {
         const vmNet = blix.vm_network;
         for (const t of tenants)
@@ -319,6 +336,51 @@ export function buildModel(doc: TomlDocument, issues: Issue[]): PolicyModel {
     tenants,
     isolation,
   };
+}
+
+/** Finds which of a fixed set of prefixes overlaps a given prefix without comparing against all
+ *  of them: a containing prefix is found by masking to each prefix length present, a contained
+ *  one by binary search over the sorted set. */
+class PrefixIndex {
+  readonly #byKey = new Map<string, number>();
+  readonly #lens = new Map<string, number[]>();
+  readonly #sorted: { p: Cidr; i: number }[];
+
+  constructor(list: readonly Cidr[]) {
+    list.forEach((p, i) => {
+      const k = `${p.af}/${p.len}/${p.value}`;
+      if (!this.#byKey.has(k)) this.#byKey.set(k, i);
+      const lens = this.#lens.get(p.af) ?? [];
+      if (!lens.includes(p.len)) lens.push(p.len);
+      this.#lens.set(p.af, lens);
+    });
+    this.#sorted = list
+      .map((p, i) => ({ p, i }))
+      .sort((a, b) => (a.p.af !== b.p.af ? (a.p.af < b.p.af ? -1 : 1) : a.p.value < b.p.value ? -1 : a.p.value > b.p.value ? 1 : 0));
+  }
+
+  /** Index (in the original list) of a prefix that contains or lies inside `s`, or null. */
+  firstOverlap(s: Cidr): number | null {
+    const bits = s.af === 'inet' ? 32 : 128;
+    for (const len of this.#lens.get(s.af) ?? []) {
+      if (len > s.len) continue;
+      const masked = (s.value >> BigInt(bits - len)) << BigInt(bits - len);
+      const hit = this.#byKey.get(`${s.af}/${len}/${masked}`);
+      if (hit !== undefined) return hit;
+    }
+    const end = s.value | ((1n << BigInt(bits - s.len)) - 1n);
+    let lo = 0;
+    let hi = this.#sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const m = this.#sorted[mid]!.p;
+      if (m.af < s.af || (m.af === s.af && m.value < s.value)) lo = mid + 1;
+      else hi = mid;
+    }
+    const c = this.#sorted[lo];
+    if (c && c.p.af === s.af && c.p.value <= end) return c.i;
+    return null;
+  }
 }
 
 function pathText(p: PathSeg[]): string {

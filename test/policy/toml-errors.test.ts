@@ -167,6 +167,23 @@ describe('TOML policy: errors with TOML path and position', () => {
     ]);
   });
 
+  it('rejects cluster networks inside or around tenant subnets, and an uplink owned by a tenant', () => {
+    expect(
+      errorsOf(lines(...tenantA, 'interfaces = ["vether0"]', ...tenantB, '[isolation]', 'cluster_networks = ["10.2.0.128/25", "10.0.0.0/15", "192.0.2.0/24"]', 'uplink = "vether0"')),
+    ).toEqual([
+      '4:12: tenants[0].subnets[0]: subnet 10.1.0.0/24 of tenant "a" overlaps cluster network 10.0.0.0/15 (isolation.cluster_networks[1])',
+      '10:12: tenants[1].subnets[0]: subnet 10.2.0.0/24 of tenant "b" overlaps cluster network 10.2.0.128/25 (isolation.cluster_networks[0])',
+      '14:10: isolation.uplink: uplink "vether0" is an interface of tenant "a"',
+    ]);
+  });
+
+  it('rejects pf keywords and generated group names as tenant interfaces', () => {
+    expect(errorsOf(lines(...tenantA, 'interfaces = ["egress", "all"]'))).toEqual([
+      '6:15: tenants[0].interfaces[0]: "egress" cannot be a tenant interface: it is a pf keyword or a group the generated rules use',
+      '6:25: tenants[0].interfaces[1]: "all" cannot be a tenant interface: it is a pf keyword or a group the generated rules use',
+    ]);
+  });
+
   it('rejects a bad allowed_ports entry', () => {
     expect(errorsOf(lines('[[isolation.allowed_ports]]', 'protocol = "icmp"', 'port = 0', 'direction = "in"'))).toEqual([
       '2:12: isolation.allowed_ports[0].protocol: expected one of "tcp", "udp", got the string "icmp"',
