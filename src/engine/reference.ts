@@ -155,6 +155,16 @@ function numPrefix(p: Parameters<typeof toNumPrefix>[0]): NumPrefix {
   return n;
 }
 
+/** pf_icmp_mapping's error types (the ones it relates to an inner packet's state). */
+const ICMP4_ERRORS = new Set([3, 4, 5, 11, 12]);
+const ICMP6_ERRORS = new Set([1, 2, 3, 4, 137]);
+function isIcmpError(p: EvalPacket): boolean {
+  if (p.icmpType === undefined) return false;
+  if (p.proto === 1) return ICMP4_ERRORS.has(p.icmpType);
+  if (p.proto === 58) return ICMP6_ERRORS.has(p.icmpType);
+  return false;
+}
+
 function portful(proto: number): boolean {
   return proto === 6 || proto === 17;
 }
@@ -610,8 +620,10 @@ export class ReferenceEvaluator {
 
     const orig: Tuple = { src: formatAddr(src), sport: pkt.sport, dst: formatAddr(dst), dport: pkt.dport };
 
-    // 3. State lookup first.
-    let st = this.#states.find(pkt.dir, pkt.proto, pkt.af, orig, pkt.ifname, now);
+    // 3. State lookup first. ICMP errors belong to the state of the packet they quote, which
+    // the packet shapes do not carry: they never match a state and never create one.
+    const icmpError = isIcmpError(pkt);
+    let st = icmpError ? null : this.#states.find(pkt.dir, pkt.proto, pkt.af, orig, pkt.ifname, now);
     if (st && st.proto === 6) {
       const { S, A } = TCP_FLAG_BITS;
       // pf: a new SYN on a fully closed connection removes the old state and is filtered anew.
@@ -688,7 +700,7 @@ export class ReferenceEvaluator {
       return this.#result({ verdict: 'block', reason: 'rule', ...base });
     }
     const translated = translatedOf();
-    if (r.state === 'none') {
+    if (r.state === 'none' || icmpError) {
       this.#count(ruleRefs, dirIdx, len);
       return this.#result({ verdict: 'pass', reason: 'rule', ...base, translated });
     }

@@ -316,6 +316,9 @@ describe('ReferenceEvaluator: states', () => {
     ev.evaluate(P('out on em0 icmp 10.0.0.1 > 10.0.0.2 icmp-type 8 id 7'));
     expect(ev.evaluate(P('in on em0 icmp 10.0.0.2 > 10.0.0.1 icmp-type 0 id 7')).reason).toBe('state');
     expect(ev.evaluate(P('in on em0 icmp 10.0.0.2 > 10.0.0.1 icmp-type 0 id 8')).verdict).toBe('block');
+    // Errors neither create states nor match them.
+    expect(ev.evaluate(P('out on em0 icmp 10.0.0.1 > 10.0.0.3 icmp-type 3 code 3'))).toMatchObject({ verdict: 'pass', reason: 'rule', stateCreated: false });
+    expect(ev.evaluate(P('in on em0 icmp 10.0.0.2 > 10.0.0.1 icmp-type 11 id 7')).verdict).toBe('block');
   });
 });
 
