@@ -132,7 +132,16 @@ function subtract(list: Interval[], cut: Interval): Interval[] {
  * longest-prefix lookup decides.
  */
 export function tableIntervals(entries: { neg: boolean; prefix: Prefix }[], af: AddressFamily): Interval[] {
-  const sorted = entries.filter((e) => e.prefix.af === af).sort((a, b) => a.prefix.len - b.prefix.len);
+  // The same prefix written both ways (`10.1.0.0/16 !10.1.0.0/16`): the exception wins, as in the
+  // reference evaluator (the oracle).
+  const byKey = new Map<string, { neg: boolean; prefix: Prefix }>();
+  for (const e of entries) {
+    if (e.prefix.af !== af) continue;
+    const key = `${e.prefix.addr}/${e.prefix.len}`;
+    const prev = byKey.get(key);
+    if (!prev || e.neg) byKey.set(key, e);
+  }
+  const sorted = [...byKey.values()].sort((a, b) => a.prefix.len - b.prefix.len);
   let list: Interval[] = [];
   for (const e of sorted) list = e.neg ? subtract(list, prefixInterval(e.prefix)) : union(list, prefixInterval(e.prefix));
   return list;
@@ -143,7 +152,7 @@ export function tableContains(entries: { neg: boolean; prefix: Prefix }[], ip: s
   let best: { neg: boolean; len: number } | null = null;
   for (const e of entries) {
     if (!prefixContains(e.prefix, ip)) continue;
-    if (!best || e.prefix.len > best.len) best = { neg: e.neg, len: e.prefix.len };
+    if (!best || e.prefix.len > best.len || (e.prefix.len === best.len && e.neg)) best = { neg: e.neg, len: e.prefix.len };
   }
   return best !== null && !best.neg;
 }

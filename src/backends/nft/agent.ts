@@ -35,9 +35,18 @@ def l4(p, src, dst, v6):
     return h[:off] + struct.pack('!H', c if c else 0xffff) + h[off + 2:]
 
 def send():
-    pkts = json.load(sys.stdin)
-    s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    socks = (socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW), socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW))
+    send_list(json.load(sys.stdin), *socks)
+
+def sendloop():
+    # One JSON list per line; answers each with {"sent": n} (saves a process start per batch).
+    socks = (socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW), socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW))
+    print(json.dumps({'ready': True}), flush=True)
+    for line in sys.stdin:
+        if line.strip():
+            send_list(json.loads(line), *socks)
+
+def send_list(pkts, s4, s6):
     for i, p in enumerate(pkts):
         v6 = ':' in p['dst']
         fam = socket.AF_INET6 if v6 else socket.AF_INET
@@ -161,6 +170,7 @@ def connect():
 
 mode = sys.argv[1]
 if mode == 'send': send()
+elif mode == 'sendloop': sendloop()
 elif mode == 'sniff': sniff(sys.argv[2])
 elif mode == 'serve': serve(int(sys.argv[2]))
 elif mode == 'connect': connect()

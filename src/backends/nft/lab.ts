@@ -251,3 +251,45 @@ export async function startServer(netns: string | null, port: number): Promise<{
     },
   };
 }
+
+/** A long-lived sender in one namespace: each batch costs no process start. */
+export class Sender {
+  #child: ChildProcess;
+  #buf = '';
+  #waiters: (() => void)[] = [];
+  private constructor(child: ChildProcess) {
+    this.#child = child;
+  }
+
+  static async start(netns: string | null): Promise<Sender> {
+    const argv = agentArgv(netns, 'sendloop');
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ZTB_AGENT_GAP: '0.0002' } });
+    await waitReady(child, 'sender');
+    const s = new Sender(child);
+    child.stdout!.on('data', (d: Buffer) => {
+      s.#buf += d.toString();
+      let i;
+      while ((i = s.#buf.indexOf('\n')) >= 0) {
+        const line = s.#buf.slice(0, i);
+        s.#buf = s.#buf.slice(i + 1);
+        if (line.includes('"sent"')) s.#waiters.shift()?.();
+      }
+    });
+    return s;
+  }
+
+  send(pkts: CraftedPacket[]): Promise<void> {
+    return new Promise((resolve) => {
+      this.#waiters.push(resolve);
+      this.#child.stdin!.write(JSON.stringify(pkts) + '\n');
+    });
+  }
+
+  async stop(): Promise<void> {
+    const done = new Promise<void>((resolve) => this.#child.once('exit', () => resolve()));
+    this.#child.stdin!.end();
+    const t = setTimeout(() => this.#child.kill('SIGKILL'), 2000);
+    await done;
+    clearTimeout(t);
+  }
+}
