@@ -203,12 +203,14 @@ export class PfParser {
   }
 
   /** Skips the rest of a bad statement: to the end of its line, and past any brace it opened. */
-  #resync(depth0: number): void {
+  #resync(depth0: number, inBody: boolean): void {
     for (;;) {
       const t = this.#lx.peek();
       if (t.kind === 'eof') return;
       if (t.kind === 'nl' && this.#depthBraces <= depth0) return;
-      if (this.#isP(t, '}') && this.#depthBraces <= depth0) return;
+      // Inside an anchor body a `}` at our depth closes the body; at top level it is part of the
+      // bad statement (already reported), so skip it.
+      if (this.#isP(t, '}') && this.#depthBraces <= depth0 && inBody) return;
       this.#lx.next();
       if (this.#isP(t, '{')) this.#depthBraces++;
       if (this.#isP(t, '}')) this.#depthBraces--;
@@ -246,7 +248,7 @@ export class PfParser {
       } catch (e) {
         if (!(e instanceof ParseAbort)) throw e;
         this.#depthBraces = Math.max(this.#depthBraces, depth0);
-        if (e.resync) this.#resync(depth0);
+        if (e.resync) this.#resync(depth0, open !== null);
         else this.#depthBraces = depth0;
       }
     }

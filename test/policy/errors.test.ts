@@ -107,3 +107,23 @@ describe('malformed pf.conf', () => {
     expect(() => compilePf({ units: [{ file: 'f', text: 'bogus\n', ruleset: '' }] })).toThrow(PolicyError);
   });
 });
+
+describe('recovery', () => {
+  test('a stray } after a rule is reported once', () => {
+    expect(diags('pass in all }\npass out all\n')).toEqual(["t.pf.conf:1:13: unexpected '}'"]);
+  });
+
+  test('an error inside an anchor body does not close the body early', () => {
+    expect(diags('anchor "a" {\n  pass in bogus\n  frob\n}\npass\n')).toEqual([
+      "t.pf.conf:2:11: unexpected 'bogus'",
+      "t.pf.conf:3:3: unknown keyword 'frob'",
+    ]);
+  });
+
+  test('an error in an anchor head skips its whole body', () => {
+    expect(diags('anchor "a" in proto bogus {\n  pass\n  frob\n}\nfrob\n')).toEqual([
+      "t.pf.conf:1:21: unknown protocol 'bogus'",
+      "t.pf.conf:5:1: unknown keyword 'frob'",
+    ]);
+  });
+});
