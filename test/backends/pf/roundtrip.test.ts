@@ -2,14 +2,17 @@
 // and random policies (test/helpers/gen-policy.ts) are compiled, rendered as the text backend's
 // per-anchor pf.conf texts, parsed back, and must give the same IR (up to positions and text) —
 // and the same kernel bytes from the ioctl encoder, so pfctl loading our text and our own ioctl
-// loader produce the same pf state.
+// loader produce the same pf state; the ioctl plan of each must also load on the simulated kernel.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getRelease } from '../../../src/backends/pf/abi/releases.js';
 import { encodeIr } from '../../../src/backends/pf/encode.js';
+import { executePlan, planLoad } from '../../../src/backends/pf/plan.js';
+import { SimulatedPfDevice } from '../../../src/backends/pf/sim-device.js';
 import { renderPfText, reRoot } from '../../../src/backends/pf/text.js';
 import { compilePf } from '../../../src/policy/compile.js';
+import { loadPolicyFile } from '../../../src/policy/load.js';
 import type { Ir } from '../../../src/policy/ir.js';
 import { randomPolicy, testSeed } from '../../helpers/gen-policy.js';
 
@@ -55,6 +58,9 @@ function checkRoundTrip(ir: Ir): void {
   expect(kernelBytes(back, '')).toEqual(kernelBytes(ir, 'ztb'));
   const whole = compilePf({ units: [{ file: 'whole.pf.conf', text: renderPfText(ir).whole, ruleset: '' }] });
   expect(semantic(whole)).toEqual(semantic(ir));
+  // and the ioctl form loads on the simulated kernel, whose field checks every rule must pass
+  const dev = new SimulatedPfDevice(R);
+  expect(executePlan(planLoad(ir, { release: R }), dev).committed).toBe(true);
 }
 
 describe('text backend round trip', () => {
@@ -64,6 +70,14 @@ describe('text backend round trip', () => {
   for (const f of examples) {
     it(f, () => {
       const ir = compilePf({ units: [{ file: f, text: readFileSync(join(examplesDir, f), 'utf8'), ruleset: '' }] });
+      expect(ir.rules.length).toBeGreaterThan(0);
+      checkRoundTrip(ir);
+    });
+  }
+
+  for (const f of readdirSync(examplesDir).filter((x) => x.endsWith('.toml')).sort()) {
+    it(`${f} (pf generated from TOML)`, () => {
+      const ir = loadPolicyFile(join(examplesDir, f));
       expect(ir.rules.length).toBeGreaterThan(0);
       checkRoundTrip(ir);
     });
