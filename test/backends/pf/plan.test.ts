@@ -8,6 +8,7 @@ import { decodeRule } from '../../../src/backends/pf/decode.js';
 import { BackendError, PfIoctlError } from '../../../src/backends/pf/errors.js';
 import { executePlan, formatPlan, planLoad, readAnchorCounters, readCounters, type IoctlDevice } from '../../../src/backends/pf/plan.js';
 import { SimulatedPfDevice } from '../../../src/backends/pf/sim-device.js';
+import { decodeRuleCounters } from '../../../src/backends/pf/ioctl-args.js';
 import type { Ir } from '../../../src/policy/ir.js';
 import { net, policy, SA } from './fixtures.js';
 
@@ -211,6 +212,17 @@ describe('executePlan on the simulated kernel', () => {
 });
 
 describe('counters', () => {
+  it('decodes the pf_rule counters at their r1.543 offsets inside pfioc_rule (rule @2064)', () => {
+    const b = Buffer.alloc(R.structs.pfioc_rule.size);
+    b.writeBigUInt64LE(11n, 2064 + 1008);
+    b.writeBigUInt64LE(12n, 2064 + 1016);
+    b.writeBigUInt64LE(13n, 2064 + 1024);
+    b.writeBigUInt64LE(14n, 2064 + 1032);
+    b.writeBigUInt64LE(15n, 2064 + 1040);
+    b.writeUInt32LE(16, 2064 + 1172);
+    expect(decodeRuleCounters(R, b)).toEqual({ evaluations: 11n, packets: [12n, 13n], bytes: [14n, 15n], statesCur: 16 });
+  });
+
   function loaded(): { dev: SimulatedPfDevice; plan: ReturnType<typeof planLoad> } {
     const dev = new SimulatedPfDevice(R);
     const ir = policy({
