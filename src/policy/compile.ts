@@ -10,7 +10,7 @@ import type {
 import { DiagnosticSink } from './errors.js';
 import { afBits, makePrefix, parseAddress } from './pf-addr.js';
 import { PfParser, type EndAst, type HostItem, type RuleAst, type Stmt } from './pf-parser.js';
-import { type RuleParts, anchorNameIn, renderParts, renderRule, scrubIsEmpty } from './render.js';
+import { type RuleParts, renderParts, renderRule, scrubIsEmpty } from './render.js';
 
 export interface PfUnit {
   file: string;
@@ -247,7 +247,7 @@ class Compiler {
       parts.push(c);
     }
     const abs = parts.join('/');
-    if (abs === '' || abs === '*' && false) {
+    if (abs === '') {
       this.sink.error(pos, `invalid anchor name "${name}"`);
       return null;
     }
@@ -484,8 +484,6 @@ class Compiler {
           .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
       } else r.call.targets = [r.call.name];
     }
-    // Anchor names relative to their ruleset in the canonical text.
-    void anchorNameIn;
   }
 }
 
@@ -509,7 +507,7 @@ export function compilePf(input: CompileInput): Ir {
       c.sink.error(start, `policy input larger than ${LIMITS.inputBytes} bytes`);
       break;
     }
-    let path = u.ruleset;
+    const path = u.ruleset;
     if (path !== '') {
       const abs = /^[A-Za-z0-9][A-Za-z0-9_.\-]*(\/[A-Za-z0-9][A-Za-z0-9_.\-]*)*$/.test(path) ? path : null;
       if (!abs) {
@@ -529,7 +527,6 @@ export function compilePf(input: CompileInput): Ir {
       }
     }
     c.compileUnit(stmts, path, path === '');
-    path = '';
   }
   c.finish();
   c.sink.throwIfAny();

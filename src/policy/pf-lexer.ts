@@ -13,8 +13,6 @@ export interface Token {
   /** word text, string contents (unquoted), or the punctuation itself. */
   text: string;
   pos: SourcePos;
-  /** Directly follows the previous token with no white space (`10.0.0.0/24`, `S/SA`). */
-  glued: boolean;
 }
 
 /** Maps a (line, col) of the lexed text to a position in the document. */
@@ -46,7 +44,6 @@ export class Lexer {
   #macros = new Map<string, string>();
   #map: PosMapper;
   #peeked: Token[] = [];
-  #lastEnd = -1;
   readonly errors: LexError[] = [];
 
   constructor(text: string, map: PosMapper) {
@@ -75,22 +72,19 @@ export class Lexer {
       if (f.i >= f.text.length) {
         if (this.#frames.length > 1) {
           this.#frames.pop();
-          this.#lastEnd = -1;
           continue;
         }
-        return { kind: 'eof', text: '', pos: this.#map(f.line, f.col), glued: false };
+        return { kind: 'eof', text: '', pos: this.#map(f.line, f.col) };
       }
       const c = f.text[f.i]!;
       if (c === '\\' && (f.text[f.i + 1] === '\n' || (f.text[f.i + 1] === '\r' && f.text[f.i + 2] === '\n'))) {
         f.i += f.text[f.i + 1] === '\n' ? 2 : 3;
         f.line++;
         f.col = 1;
-        this.#lastEnd = -1;
         continue;
       }
       if (c === ' ' || c === '\t' || c === '\r') {
         this.#adv(f, 1);
-        this.#lastEnd = -1;
         continue;
       }
       if (c === '#') {
@@ -101,16 +95,13 @@ export class Lexer {
         continue;
       }
       const pos = f.fixed ?? this.#map(f.line, f.col);
-      const startIdx = f.i;
-      const glued = this.#lastEnd === startIdx && this.#frames.length >= 1;
       if (c === '\n') {
         f.i++;
         f.line++;
         f.col = 1;
-        this.#lastEnd = -1;
         // Newlines inside macro text are only white space.
         if (f.fixed) continue;
-        return { kind: 'nl', text: '\n', pos, glued: false };
+        return { kind: 'nl', text: '\n', pos };
       }
       if (c === '"') {
         this.#adv(f, 1);
@@ -138,12 +129,11 @@ export class Lexer {
           s += d;
           this.#adv(f, 1);
         }
-        this.#lastEnd = f.i;
         if (!closed) {
           this.errors.push({ pos, message: 'unterminated quoted string' });
-          return { kind: 'error', text: s, pos, glued };
+          return { kind: 'error', text: s, pos };
         }
-        return { kind: 'string', text: s, pos, glued };
+        return { kind: 'string', text: s, pos };
       }
       if (c === '$') {
         this.#adv(f, 1);
@@ -152,19 +142,18 @@ export class Lexer {
           name += f.text[f.i];
           this.#adv(f, 1);
         }
-        this.#lastEnd = -1;
         if (name === '') {
           this.errors.push({ pos, message: "'$' without a macro name" });
-          return { kind: 'error', text: '$', pos, glued };
+          return { kind: 'error', text: '$', pos };
         }
         const value = this.#macros.get(name);
         if (value === undefined) {
           this.errors.push({ pos, message: `macro '${name}' not defined` });
-          return { kind: 'error', text: `$${name}`, pos, glued };
+          return { kind: 'error', text: `$${name}`, pos };
         }
         if (this.#frames.length > MAX_MACRO_DEPTH || this.#frames.some((fr) => fr.macro === name)) {
           this.errors.push({ pos, message: `macro '${name}' expands recursively` });
-          return { kind: 'error', text: `$${name}`, pos, glued };
+          return { kind: 'error', text: `$${name}`, pos };
         }
         this.#frames.push({ text: value, i: 0, line: 1, col: 1, fixed: pos, macro: name });
         continue;
@@ -173,8 +162,7 @@ export class Lexer {
         const two = c + (f.text[f.i + 1] ?? '');
         const op = two === '!=' || two === '<=' || two === '>=' || two === '<>' || two === '><' ? two : c;
         this.#adv(f, op.length);
-        this.#lastEnd = f.i;
-        return { kind: 'punct', text: op, pos, glued };
+        return { kind: 'punct', text: op, pos };
       }
       let w = '';
       while (f.i < f.text.length) {
@@ -184,8 +172,7 @@ export class Lexer {
         w += d;
         this.#adv(f, 1);
       }
-      this.#lastEnd = f.i;
-      return { kind: 'word', text: w, pos, glued };
+      return { kind: 'word', text: w, pos };
     }
   }
 
