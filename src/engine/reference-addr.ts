@@ -101,6 +101,22 @@ export function formatAddr(a: ParsedAddr): string {
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
+/** Parsed address plus its canonical text, memoised: the evaluator sees the same few thousand
+ *  addresses over and over, and parsing dominated its profile. Cleared when full, so the memory
+ *  stays bounded whatever the traffic. */
+const MEMO_MAX = 1 << 16;
+const memo = new Map<string, { addr: ParsedAddr; text: string } | null>();
+export function parseAddrMemo(s: string): { addr: ParsedAddr; text: string } | null {
+  let hit = memo.get(s);
+  if (hit === undefined) {
+    const a = parseAddr(s);
+    hit = a ? { addr: a, text: formatAddr(a) } : null;
+    if (memo.size >= MEMO_MAX) memo.clear();
+    memo.set(s, hit);
+  }
+  return hit;
+}
+
 /** Canonical text of an address; throws nothing, returns null for non-addresses. */
 export function canonicalAddr(s: string): string | null {
   const a = parseAddr(s);

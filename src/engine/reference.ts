@@ -21,7 +21,7 @@ import {
   addrBits,
   formatAddr,
   maskOf,
-  parseAddr,
+  parseAddrMemo,
   parseCidr,
   prefixContains,
   toNumPrefix,
@@ -522,11 +522,13 @@ export class ReferenceEvaluator {
     return NAT_PORT_LO;
   }
 
-  #validate(pkt: EvalPacket): { src: ParsedAddr; dst: ParsedAddr } {
-    const src = parseAddr(pkt.src);
-    const dst = parseAddr(pkt.dst);
-    if (!src) throw new PacketError(`bad source address '${pkt.src}'`);
-    if (!dst) throw new PacketError(`bad destination address '${pkt.dst}'`);
+  #validate(pkt: EvalPacket): { src: ParsedAddr; dst: ParsedAddr; srcText: string; dstText: string } {
+    const s = parseAddrMemo(pkt.src);
+    const d = parseAddrMemo(pkt.dst);
+    if (!s) throw new PacketError(`bad source address '${pkt.src}'`);
+    if (!d) throw new PacketError(`bad destination address '${pkt.dst}'`);
+    const src = s.addr;
+    const dst = d.addr;
     if (src.af !== pkt.af || dst.af !== pkt.af) throw new PacketError(`addresses do not belong to ${pkt.af}`);
     if (pkt.dir !== 'in' && pkt.dir !== 'out') throw new PacketError(`bad direction '${String(pkt.dir)}'`);
     if (!Number.isInteger(pkt.proto) || pkt.proto < 0 || pkt.proto > 255) throw new PacketError(`bad protocol ${pkt.proto}`);
@@ -551,7 +553,7 @@ export class ReferenceEvaluator {
     if (typeof pkt.ifname !== 'string' || pkt.ifname.length === 0 || pkt.ifname.length > 15) {
       throw new PacketError(`bad interface name '${String(pkt.ifname)}'`);
     }
-    return { src, dst };
+    return { src, dst, srcText: s.text, dstText: d.text };
   }
 
   /** pf_normalize_tcp and pf_setup_pdesc's drops; returns the flags to use, or null = drop. */
@@ -598,7 +600,7 @@ export class ReferenceEvaluator {
   }
 
   evaluate(pkt: EvalPacket): EvalResult {
-    const { src, dst } = this.#validate(pkt);
+    const { src, dst, srcText, dstText } = this.#validate(pkt);
     const now = this.#clock();
     const len = pkt.length ?? 64;
     const dirIdx = pkt.dir === 'out' ? 1 : 0;
@@ -618,7 +620,7 @@ export class ReferenceEvaluator {
       return this.#result({ verdict: 'block', reason: 'normalize', tenant: this.#tenantOf(pkt, src, dst, null) });
     }
 
-    const orig: Tuple = { src: formatAddr(src), sport: pkt.sport, dst: formatAddr(dst), dport: pkt.dport };
+    const orig: Tuple = { src: srcText, sport: pkt.sport, dst: dstText, dport: pkt.dport };
 
     // 3. State lookup first. ICMP errors belong to the state of the packet they quote, which
     // the packet shapes do not carry: they never match a state and never create one.
