@@ -144,6 +144,9 @@ function isolationUnits(m: PolicyModel, iso: IsolationModel): GeneratedUnit[] {
   emit(sec, `pass in on ! ${G} to ${all}`);
   // ...but the gateway addresses inside those subnets are the host's own services: default deny.
   emit(sec, `block in on ! ${G} to <${TABLE_GATEWAYS}>`);
+  // Tenant addresses live only behind tenant bridges: arriving anywhere else they are spoofed
+  // (and would otherwise pass as intra-tenant traffic on the way out to the bridge).
+  emit(sec, `block in quick on ! ${G} from ${all}`);
 
   // From the tenants (in on their bridges). Anti-spoofing comes first and per tenant; after it,
   // a packet entering tenant T's bridge has a source in T, so the rules below can name all

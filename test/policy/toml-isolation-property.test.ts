@@ -109,6 +109,8 @@ describe('isolation guarantees under hostile tenant rules (randomized)', () => {
           // A source outside the tenant never gets in on its bridge.
           expect(verdict(`in on ztbr${a} ${p.proto} 198.51.100.${p.host}:40000 > 93.184.216.34:${p.dport}`), ctx).toBe('block');
           if (a !== b) expect(verdict(`in on ztbr${a} ${p.proto} 10.${b}.0.${p.host}:40000 > 93.184.216.34:${p.dport}`), ctx).toBe('block');
+          // Nor does a tenant source arriving on another interface (spoofed from the uplink).
+          expect(verdict(`in on eth0 ${p.proto} ${src}:40000 > ${dst}:${p.dport}`), ctx).toBe('block');
           // Host services: blocked unless the port is an allowed outbound one.
           const allowedOut = d.ports.some((q) => q.protocol === p.proto && q.port === p.dport && q.direction !== 'inbound');
           if (d.hostBlocked && !allowedOut) {
