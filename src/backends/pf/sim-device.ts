@@ -250,6 +250,33 @@ export class SimulatedPfDevice implements IoctlDevice {
         });
         return;
       }
+      case 'DIOCGETSTATUS': {
+        const st = new StructView(S.pf_status, arg);
+        st.setU32('running', 1).setString('ifname', this.statusIf);
+        let states = 0;
+        for (const rs of this.rulesets.values()) for (const c of rs.activeCounters) states += c.statesCur;
+        st.setU32('states', states);
+        return;
+      }
+      case 'DIOCGETRULESETS':
+      case 'DIOCGETRULESET': {
+        const q = new StructView(S.pfioc_ruleset, arg);
+        const path = q.string('path');
+        if (path !== '' && !this.rulesets.has(path)) throw new SimErrno('ENOENT', `no anchor "${path}"`);
+        const prefix = path === '' ? '' : `${path}/`;
+        const children = [...this.rulesets.keys()]
+          .filter((k) => k !== '' && k.startsWith(prefix) && !k.slice(prefix.length).includes('/'))
+          .map((k) => k.slice(prefix.length))
+          .sort();
+        if (name === 'DIOCGETRULESETS') {
+          q.setU32('nr', children.length);
+          return;
+        }
+        const i = q.u32('nr');
+        if (i >= children.length) throw new SimErrno('EBUSY', 'no such child');
+        q.setString('name', children[i]!);
+        return;
+      }
       case 'DIOCSETSTATUSIF': {
         this.#stagedStatusIf = new StructView(S.pfioc_iface, arg).string('pfiio_name');
         return;
