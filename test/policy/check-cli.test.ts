@@ -48,8 +48,14 @@ describe('check (in process)', () => {
     expect(r.code).toBe(0);
     expect(r.err).toBe('');
     const lines = r.out.trimEnd().split('\n');
-    expect(lines[0]).toBe('# main ruleset');
-    expect(lines[1]).toBe('@0 match in all  # examples/zerotrust-multitenant.pf.conf:9:1');
+    expect(lines.slice(0, 6)).toEqual([
+      'set skip on lo',
+      'set block-policy drop',
+      'set loginterface vether0',
+      'set state-policy floating',
+      '# main ruleset',
+      '@0 match in all  # examples/zerotrust-multitenant.pf.conf:9:1',
+    ]);
     expect(lines).toContain('# anchor "tenant1"');
     expect(lines).toContain(
       '@9 pass in quick on vether0.10 inet proto tcp from 10.10.10.0/24 to any port = 443 flags S/SA keep state  # examples/zerotrust-multitenant.pf.conf:28:5 anchor tenant1',
@@ -90,6 +96,14 @@ describe('check (in process)', () => {
     expect((await cli('check', 'a', 'b')).code).toBe(2);
     expect((await cli('check', '--format', 'yaml', 'a')).code).toBe(2);
     expect((await cli('check', '--bogus', 'a')).code).toBe(2);
+  });
+
+  test('tables are listed with their size and position', async () => {
+    const f = join(dir, 'tables.conf');
+    writeFileSync(f, 'table <t> persist { 10.0.0.0/8 !10.1.0.0/16 }\nblock in from <t>\n');
+    const r = await cli('check', f);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`table <t> persist (2 entries)  # ${f}:1:1\n`);
   });
 
   test('--format pf overrides the extension', async () => {

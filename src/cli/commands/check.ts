@@ -13,8 +13,23 @@ Validates POLICY and prints its compiled rules per ruleset: @<id> <rule>  # file
   --format pf|toml  input format (default: from the extension, .toml => toml, else pf)
   --json            print the compiled IR as JSON instead`;
 
-export function formatCheck(ir: Ir): string {
+/** pfctl -nv prints the options and tables before the rules; so do we. */
+function header(ir: Ir): string[] {
+  const o = ir.options;
   const out: string[] = [];
+  if (o.skip.length) out.push(`set skip on ${o.skip.length === 1 ? o.skip[0] : `{ ${o.skip.join(' ')} }`}`);
+  out.push(`set block-policy ${o.blockPolicy}`);
+  if (o.loginterface) out.push(`set loginterface ${o.loginterface}`);
+  out.push(`set state-policy ${o.statePolicy}`);
+  for (const t of Object.values(ir.tables)) {
+    const flags = `${t.persist ? ' persist' : ''}${t.constant ? ' const' : ''}`;
+    out.push(`table <${t.name}>${flags} (${t.entries.length} entries)  # ${t.pos.file}:${t.pos.line}:${t.pos.col}`);
+  }
+  return out;
+}
+
+export function formatCheck(ir: Ir): string {
+  const out: string[] = header(ir);
   const paths = Object.keys(ir.rulesets).sort((a, b) => (a === '' ? -1 : b === '' ? 1 : a < b ? -1 : a > b ? 1 : 0));
   for (const path of paths) {
     const rs = ir.rulesets[path]!;
