@@ -63,11 +63,11 @@ describe('random policies', () => {
     const seed = testSeed('random policies');
     fc.assert(
       fc.property(
-        arbPolicy().chain((info) => fc.tuple(fc.constant(info), arbPacketSeq(info, 120))),
+        fc.boolean().chain((ifAddresses) => arbPolicy({ ifAddresses })).chain((info) => fc.tuple(fc.constant(info), arbPacketSeq(info, 120))),
         ([info, pkts]) => {
           const ir = compile(info.text);
-          const a = new ReferenceEvaluator(ir, { ifaddrs: { em0: ['10.1.2.1/24'] } });
-          const b = new ReferenceEvaluator(ir, { ifaddrs: { em0: ['10.1.2.1/24'] }, skipSteps: false });
+          const a = new ReferenceEvaluator(ir, { ifaddrs: info.ifaddrs });
+          const b = new ReferenceEvaluator(ir, { ifaddrs: info.ifaddrs, skipSteps: false });
           for (const p of pkts) {
             const ra = a.evaluate(p);
             expect(ra, `policy seed ${info.seed}: ${formatPacketLine(p)}`).toEqual(b.evaluate(p));
@@ -118,8 +118,9 @@ describe('random policies', () => {
     const seed = testSeed('generator coverage');
     const seen = new Set<string>();
     for (let s = seed; s < seed + 300; s++) {
-      const ir = compile(randomPolicy(s >>> 0).text);
+      const ir = compile(randomPolicy(s >>> 0, { ifAddresses: s % 2 === 0 }).text);
       for (const r of ir.rules) {
+        for (const h of [r.src.host, r.dst.host]) if (h.type === 'dynif' || h.type === 'ifaddr') seen.add(h.type);
         seen.add(r.action);
         if (r.quick) seen.add('quick');
         if (r.af === 'inet6') seen.add('inet6');
@@ -136,7 +137,7 @@ describe('random policies', () => {
         for (const pm of [r.srcPort, r.dstPort]) if (pm) seen.add(`port ${pm.op}`);
       }
     }
-    for (const f of ['pass', 'block', 'match', 'anchor', 'quick', 'inet6', 'nat-to', 'rdr-to', 'wildcard', 'quick anchor', 'nested anchor', 'negation', 'table', 'iface negation', 'return', 'no state']) {
+    for (const f of ['dynif', 'ifaddr', 'pass', 'block', 'match', 'anchor', 'quick', 'inet6', 'nat-to', 'rdr-to', 'wildcard', 'quick anchor', 'nested anchor', 'negation', 'table', 'iface negation', 'return', 'no state']) {
       expect(seen, f).toContain(f);
     }
     for (const op of ['=', '!=', '<', '<=', '>', '>=', ':', '><', '<>']) expect(seen).toContain(`port ${op}`);

@@ -31,6 +31,9 @@ export interface GenOptions {
   icmp?: boolean;
   /** Interface lists and negated interfaces (default true). */
   ifaceLists?: boolean;
+  /** Interface-derived addresses `(if)`, `(if:network)`, `(if:0)`, `self` (default false; pass
+   *  `info.ifaddrs` to the engine under test). */
+  ifAddresses?: boolean;
   /** Rules in the main ruleset, upper bound (default 12). */
   maxRules?: number;
 }
@@ -44,6 +47,8 @@ export interface PolicyInfo {
   v4: string[];
   v6: string[];
   ports: number[];
+  /** Interface addresses matching the pools, for engines resolving `(if)` and `self`. */
+  ifaddrs: Record<string, string[]>;
   opts: Required<GenOptions>;
 }
 
@@ -58,6 +63,7 @@ const DEFAULTS: Required<GenOptions> = {
   blockReturn: true,
   icmp: true,
   ifaceLists: true,
+  ifAddresses: false,
   maxRules: 12,
 };
 
@@ -143,6 +149,10 @@ function hostSpec(c: Ctx, af: 'inet' | 'inet6'): string {
   if (k <= 5) return `${neg}${r.pick(pool)}`;
   if (k <= 7 && c.tables.length > 0) return `${neg}<${r.pick(c.tables)}>`;
   if (k === 8) return `{ ${r.pick(pool)} ${r.pick(pool)} }`;
+  if (c.o.ifAddresses && r.chance(0.5)) {
+    const ifname = r.pick(c.o.interfaces);
+    return `${neg}${r.pick([`(${ifname})`, `(${ifname}:network)`, `(${ifname}:0)`, 'self'])}`;
+  }
   return 'any';
 }
 
@@ -246,7 +256,20 @@ export function randomPolicy(seed: number, opts: GenOptions = {}): PolicyInfo {
       out.push(filterRule(c, false));
     }
   }
-  return { seed, text: out.join('\n') + '\n', interfaces: o.interfaces, v4: V4_POOL, v6: o.inet6 ? V6_POOL : [], ports: PORT_POOL, opts: o };
+  return { seed, text: out.join('\n') + '\n', interfaces: o.interfaces, v4: V4_POOL, v6: o.inet6 ? V6_POOL : [], ports: PORT_POOL, ifaddrs: ifaddrsFor(o), opts: o };
+}
+
+/** Interface addresses inside the pools: interface i gets 10.1.2.(i+1)/24 (and an inet6 alias),
+ *  the first one also 192.168.1.1/24, so `(if)`, `(if:network)` and `(if:0)` all differ. */
+function ifaddrsFor(o: Required<GenOptions>): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  o.interfaces.forEach((ifname, i) => {
+    const a = [`10.1.2.${i + 1}/24`];
+    if (i === 0) a.push('192.168.1.1/24');
+    if (o.inet6) a.push(`2001:db8:1::${i + 1}/64`);
+    out[ifname] = a;
+  });
+  return out;
 }
 
 const v4ToNum = (s: string): number => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
@@ -254,6 +277,10 @@ const numToV4 = (n: number): string => [24, 16, 8, 0].map((s) => Math.floor(n / 
 
 /** An address inside a pool prefix (often at its edges), or a random outsider. */
 function addrFor(r: Rng, info: PolicyInfo, af: 'inet' | 'inet6'): string {
+  if (info.opts.ifAddresses && r.chance(0.15)) {
+    const mine = Object.values(info.ifaddrs).flat().filter((c) => c.includes(':') === (af === 'inet6'));
+    if (mine.length > 0) return r.pick(mine).split('/')[0]!;
+  }
   if (af === 'inet') {
     if (r.chance(0.15)) return numToV4(r.int(1, 2 ** 32 - 2));
     const [a, l] = r.pick(info.v4).split('/');
