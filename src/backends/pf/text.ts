@@ -4,8 +4,8 @@
 // tables and the main rules, whose anchor rules call "ztb/<t>". The pf.conf text itself comes from
 // the policy layer's renderer (renderAnchor / renderPfConf) run on a copy of the IR whose paths are
 // re-rooted — this file adds no syntax of its own. It also produces the exact pfctl invocations
-// (argv arrays and the text each reads on stdin; no shell), anchors before the main ruleset so
-// nothing calls an anchor that is not loaded yet.
+// (argv arrays and the text each reads on stdin; no shell), children before parents and anchors
+// before the main ruleset, so nothing calls an anchor that is not loaded yet.
 import type { Ir, IrRule } from '../../policy/ir.js';
 import { renderAnchor, renderPfConf } from '../../policy/render.js';
 import { kernelPath, orderedPaths } from './encode.js';
@@ -25,7 +25,7 @@ export interface PfTextBundle {
   anchorRoot: string;
   /** Options, tables and main-ruleset rules (anchor rules call `<root>/<t>`). */
   main: string;
-  /** One entry per IR ruleset below main, in load order. */
+  /** One entry per IR ruleset below main, in load order (deepest first). */
   anchors: { irPath: string; anchor: string; text: string }[];
   /** The policy as one pf.conf at its own paths, inline anchors in the multi-line form. */
   whole: string;
@@ -97,7 +97,11 @@ export function renderPfText(ir: Ir, opts: PfTextOptions = {}): PfTextBundle {
   if (scope.kind === 'tenant' && selected.length === 0) {
     throw new BackendError(`the policy has no ruleset "${scope.anchor}"`, 'ERR_ZTB_PF_TEXT');
   }
-  const anchors = selected.map((irPath) => {
+  // Children before parents, and every anchor before main: a ruleset that calls another is only
+  // replaced once what it calls is in place, so a reload never leaves a call to a stale child.
+  const depth = (x: string): number => x.split('/').length;
+  const loadOrder = [...selected].sort((a, b) => depth(b) - depth(a) || (a < b ? -1 : a > b ? 1 : 0));
+  const anchors = loadOrder.map((irPath) => {
     const anchor = kernelPath(irPath, root);
     return { irPath, anchor, text: renderAnchor(rooted, anchor) };
   });

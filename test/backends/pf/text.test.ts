@@ -21,17 +21,17 @@ const ir = () => policy({
 }, { skip: ['lo0'], loginterface: 'vether0' });
 
 describe('renderPfText', () => {
-  it('loads every IR ruleset under ztb/ and the main ruleset last', () => {
+  it('loads every IR ruleset under ztb/, children before parents, and the main ruleset last', () => {
     const b = renderPfText(ir());
     expect(b.anchors.map((a) => [a.irPath, a.anchor])).toEqual([
-      ['tenant1', 'ztb/tenant1'],
       ['tenant1/db', 'ztb/tenant1/db'],
       ['tenant2/web', 'ztb/tenant2/web'],
+      ['tenant1', 'ztb/tenant1'],
     ]);
     expect(b.commands.map((c) => c.argv)).toEqual([
-      ['pfctl', '-a', 'ztb/tenant1', '-f', '-'],
       ['pfctl', '-a', 'ztb/tenant1/db', '-f', '-'],
       ['pfctl', '-a', 'ztb/tenant2/web', '-f', '-'],
+      ['pfctl', '-a', 'ztb/tenant1', '-f', '-'],
       ['pfctl', '-f', '-'],
     ]);
     expect(b.commands.at(-1)!.stdin).toBe(b.main);
@@ -41,17 +41,18 @@ describe('renderPfText', () => {
     expect(b.main).toMatch(/^anchor "ztb\/tenant2\/\*" all$/m);
     expect(b.main).not.toContain('#');
     // inside ztb/tenant1 the sub-anchor stays relative, so it resolves to ztb/tenant1/db
-    expect(b.anchors[0]!.text).toMatch(/^anchor "db" all$/m);
-    expect(b.anchors[0]!.text.split('\n')[0]).toBe(renderAnchor(ir(), 'tenant1').split('\n')[0]);
+    const t1 = b.anchors.find((a) => a.irPath === 'tenant1')!;
+    expect(t1.text).toMatch(/^anchor "db" all$/m);
+    expect(t1.text.split('\n')[0]).toBe(renderAnchor(ir(), 'tenant1').split('\n')[0]);
     expect(b.whole).toContain('anchor "tenant1" quick on vether0.10 all {\n');
   });
 
   it('dry run uses -n, tenant scope loads only that subtree', () => {
     const d = renderPfText(ir(), { dryRun: true });
     expect(d.commands.at(-1)!.argv).toEqual(['pfctl', '-nf', '-']);
-    expect(d.commands[0]!.argv).toEqual(['pfctl', '-n', '-a', 'ztb/tenant1', '-f', '-']);
+    expect(d.commands[0]!.argv).toEqual(['pfctl', '-n', '-a', 'ztb/tenant1/db', '-f', '-']);
     const t = renderPfText(ir(), { scope: { kind: 'tenant', anchor: 'tenant1' }, anchorRoot: 'ztb' });
-    expect(t.commands.map((c) => c.argv[2])).toEqual(['ztb/tenant1', 'ztb/tenant1/db']);
+    expect(t.commands.map((c) => c.argv[2])).toEqual(['ztb/tenant1/db', 'ztb/tenant1']);
     expect(() => renderPfText(ir(), { scope: { kind: 'tenant', anchor: 'tenant9' } })).toThrow(BackendError);
     expect(() => renderPfText(ir(), { anchorRoot: '' })).toThrow(BackendError);
     expect(() => renderPfText(ir(), { anchorRoot: '_pf' })).toThrow(/not a valid pf anchor path/);
