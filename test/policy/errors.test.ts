@@ -127,3 +127,33 @@ describe('recovery', () => {
     ]);
   });
 });
+
+describe('robustness', () => {
+  test('token soup only ever yields an IR or a PolicyError with positioned diagnostics', async () => {
+    const fc = (await import('fast-check')).default;
+    const seed = process.env.ZTB_SEED ? Number(process.env.ZTB_SEED) : Date.now() % 2 ** 31;
+    console.log(`token soup seed=${seed} (replay: ZTB_SEED=${seed})`);
+    const tok = fc.constantFrom(
+      'pass', 'block', 'match', 'anchor', 'table', 'set', 'scrub', 'in', 'out', 'on', 'from', 'to', 'port', 'proto',
+      'tcp', 'udp', 'all', 'any', 'quick', 'log', '(', ')', '{', '}', '<', '>', '!', '=', '/', ',', '"', '"a"',
+      '$m', 'm', '10.0.0.0', '24', '::1', 'em0', 'keep', 'state', 'flags', 'S/SA', 'nat-to', 'rdr-to', '\n', '\\\n',
+      '#', ':', '80:90', '><', '<>', 'icmp-type', 'echoreq', 'skip', 'block-policy', 'drop', 'return', '(em0:0)',
+    );
+    fc.assert(
+      fc.property(fc.array(tok, { maxLength: 40 }), (toks) => {
+        const text = toks.join(' ');
+        try {
+          compilePf({ units: [{ file: 's', text, ruleset: '' }] });
+        } catch (e) {
+          expect(e).toBeInstanceOf(PolicyError);
+          for (const d of (e as PolicyError).diagnostics) {
+            expect(d.pos.line).toBeGreaterThanOrEqual(1);
+            expect(d.pos.col).toBeGreaterThanOrEqual(1);
+            expect(d.message.length).toBeGreaterThan(0);
+          }
+        }
+      }),
+      { seed, numRuns: 2000 },
+    );
+  });
+});
