@@ -213,3 +213,39 @@ gateway = "10.1.0.1"
     expect(run(ev, 'in on ztbr101 tcp 10.0.1.10:40000 > 9.9.9.9:443')).toMatchObject({ verdict: 'pass' });
   });
 });
+
+describe('dual-stack tenants', () => {
+  const DUAL = `
+[isolation]
+allow_internet = true
+[[isolation.allowed_ports]]
+protocol = "udp"
+port = 53
+[[tenants]]
+id = "six"
+net_id = 6
+subnets = ["10.6.0.0/24", "fd00:6::/64"]
+gateways = ["10.6.0.1", "fd00:6::1"]
+[[tenants]]
+id = "seven"
+net_id = 7
+subnets = ["fd00:7::/64"]
+gateway = "fd00:7::1"
+`;
+  const ir = compileTomlPolicy(DUAL, 'dual.toml');
+  const ev = (): ReferenceEvaluator =>
+    new ReferenceEvaluator(ir, { ifaddrs: { ztbr6: ['10.6.0.1/24', 'fd00:6::1/64'], ztbr7: ['fd00:7::1/64'] }, groups: { egress: ['eth0'] } });
+
+  it('IPv6: the internet passes, ULA of another tenant and the gateways do not, spoofing is blocked', () => {
+    expect(Object.keys(ir.tables).sort()).toEqual(['ztb_gateways', 'ztb_private', 'ztb_tenant_six', 'ztb_tenants']);
+    expect(run(ev(), 'in on ztbr6 tcp [fd00:6::10]:40000 > [2001:db8::1]:443')).toMatchObject({ verdict: 'pass', line: 3 });
+    expect(run(ev(), 'in on ztbr6 tcp 10.6.0.10:40000 > 93.184.216.34:443')).toMatchObject({ verdict: 'pass', line: 3 });
+    expect(run(ev(), 'in on ztbr6 tcp [fd00:6::10]:40000 > [fd00:7::10]:443')).toMatchObject({ verdict: 'block' });
+    expect(run(ev(), 'out on ztbr7 tcp [fd00:6::10]:40000 > [fd00:7::10]:443')).toMatchObject({ verdict: 'block' });
+    expect(run(ev(), 'in on ztbr7 tcp [fd00:7::10]:40000 > [fd00:6::1]:22')).toMatchObject({ verdict: 'block' });
+    expect(run(ev(), 'in on ztbr7 udp [fd00:7::10]:40000 > [fd00:6::1]:53')).toMatchObject({ verdict: 'pass' });
+    expect(run(ev(), 'in on ztbr7 tcp [fd00:6::10]:40000 > [2001:db8::1]:443')).toMatchObject({ verdict: 'block', line: 15 });
+    // Both subnets of a multi-subnet tenant are its own: routed between them, it passes.
+    expect(run(ev(), 'in on ztbr6 tcp 10.6.0.10:40000 > 10.6.0.11:22')).toMatchObject({ verdict: 'pass' });
+  });
+});
