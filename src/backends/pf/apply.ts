@@ -10,6 +10,7 @@ import { NativePfDevice, NO_PF_MESSAGE } from './device.js';
 import { BackendError } from './errors.js';
 import { executePlan, formatPlan, planLoad, type IoctlDevice, type PfPlan, type PlanScope } from './plan.js';
 import { SimulatedPfDevice } from './sim-device.js';
+import { DEFAULT_ANCHOR_ROOT } from './text.js';
 
 export interface ApplyPfOptions {
   dryRun?: boolean;
@@ -19,6 +20,8 @@ export interface ApplyPfOptions {
   release?: string;
   scope?: PlanScope;
   addressMap?: InterfaceAddressMap;
+  /** Kernel anchor the IR's anchors go under; default "ztb", the same as the text form, so
+   *  either route leaves the same anchors in pf. "" = the IR's own paths. */
   anchorRoot?: string;
   /** For tests: the platform to behave as (default process.platform). */
   platform?: NodeJS.Platform;
@@ -46,7 +49,7 @@ export async function applyPf(ir: Ir, opts: ApplyPfOptions = {}): Promise<ApplyP
   const onOpenBsd = platform === 'openbsd';
   if (!opts.device && !onOpenBsd && !opts.dryRun) throw new BackendError(NO_PF_MESSAGE, 'ERR_ZTB_PF_UNAVAILABLE');
   const release = pickRelease(opts, onOpenBsd);
-  const plan = planLoad(ir, { release, scope: opts.scope, addressMap: opts.addressMap, anchorRoot: opts.anchorRoot });
+  const plan = planLoad(ir, { release, scope: opts.scope, addressMap: opts.addressMap, anchorRoot: opts.anchorRoot ?? DEFAULT_ANCHOR_ROOT });
   const planText = formatPlan(plan);
   const dryRun = opts.dryRun ?? false;
 

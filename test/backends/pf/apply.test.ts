@@ -47,9 +47,12 @@ describe('applyPf', () => {
     expect([dry.ranOn, dry.committed, dev.rulesets.get('')!.active.length]).toEqual(['device', false, 0]);
     const r = await applyPf(ir(), { device: dev });
     expect(r.committed).toBe(true);
-    expect([dev.rulesets.get('')!.active.length, dev.rulesets.get('tenant1')!.active.length, dev.statusIf]).toEqual([2, 1, 'vether0']);
+    // the IR's anchors go under ztb/, as with the text form
+    expect([dev.rulesets.get('')!.active.length, dev.rulesets.get('ztb/tenant1')!.active.length, dev.statusIf]).toEqual([2, 1, 'vether0']);
     const t = await applyPf(ir(), { device: dev, scope: { kind: 'tenant', anchor: 'tenant1' } });
-    expect(t.plan.elements.map((e) => e.anchor)).toEqual(['tenant1', 'tenant1']);
+    expect(t.plan.elements.map((e) => e.anchor)).toEqual(['ztb/tenant1', 'ztb/tenant1']);
+    const flat = await applyPf(ir(), { device: new SimulatedPfDevice(getRelease('pfvar-1.543')), anchorRoot: '' });
+    expect(flat.plan.elements.map((e) => e.anchor)).toEqual(['', 'tenant1', '', 'tenant1']);
   });
 });
 
