@@ -520,11 +520,12 @@ export function compilePf(input: CompileInput): Ir {
       }
       c.ensureRuleset(path, start);
     }
-    const stmts = new PfParser(u.text, posMapper(u), c.sink).parseFile();
+    let stmts = new PfParser(u.text, posMapper(u), c.sink).parseFile();
     if (path !== '') {
       for (const s of stmts) {
         if (s.kind === 'option') c.sink.error(s.pos, "'set' is only allowed in the main ruleset");
       }
+      stmts = stmts.filter((s) => s.kind !== 'option');
     }
     c.compileUnit(stmts, path, path === '');
   }

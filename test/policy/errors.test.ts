@@ -157,3 +157,22 @@ describe('robustness', () => {
     );
   });
 });
+
+describe('units', () => {
+  test('set in an anchor unit is an error; invalid ruleset paths are rejected', () => {
+    const run = (units: { text: string; ruleset: string }[]): string => {
+      try {
+        compilePf({ units: units.map((u) => ({ file: 'u', ...u })) });
+        return 'compiled';
+      } catch (e) {
+        return (e as PolicyError).message;
+      }
+    };
+    expect(run([{ text: 'pass\nset block-policy return', ruleset: 't1' }])).toBe("u:2:1: 'set' is only allowed in the main ruleset");
+    expect(run([{ text: 'pass', ruleset: '_t1' }])).toBe('u:1:1: invalid ruleset path "_t1"');
+    expect(run([{ text: 'pass', ruleset: 'a//b' }])).toBe('u:1:1: invalid ruleset path "a//b"');
+    expect(run([{ text: 'table <x> { 10.0.0.1 }', ruleset: '' }, { text: 'table <x> { 10.0.0.2 }', ruleset: 't' }])).toBe(
+      'u:1:8: table <x> already defined at u:1:1',
+    );
+  });
+});
