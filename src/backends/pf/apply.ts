@@ -10,7 +10,7 @@ import { NativePfDevice, NO_PF_MESSAGE } from './device.js';
 import { BackendError } from './errors.js';
 import { executePlan, formatPlan, planLoad, type IoctlDevice, type PfPlan, type PlanScope } from './plan.js';
 import { SimulatedPfDevice } from './sim-device.js';
-import { DEFAULT_ANCHOR_ROOT } from './text.js';
+import { DEFAULT_ANCHOR_ROOT, renderPfText } from './text.js';
 
 export interface ApplyPfOptions {
   dryRun?: boolean;
@@ -97,6 +97,9 @@ export async function applyBackend(
           committed: r.committed,
           elements: r.plan.elements,
           steps: [r.plan.begin, ...r.plan.steps, r.plan.commit].map((s) => ({ ioctl: s.ioctl, request: s.request, what: s.what })),
+          warnings: r.plan.warnings,
+          // The same load through pfctl, for hosts where it is preferred to our ioctl path.
+          pfctl: renderPfText(ir, { dryRun: opts.dryRun }).commands,
         },
         null,
         2,

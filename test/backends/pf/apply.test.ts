@@ -70,8 +70,9 @@ describe('applyBackend (the CLI hook)', () => {
     expect(s.out()).toMatch(/pf: dry run, plan validated on the simulated kernel \(pfvar-1\.543\); nothing loaded\n$/);
     const j = sink();
     await applyBackend(ir(), { dryRun: true, json: true }, j.io);
-    const doc = JSON.parse(j.out()) as { backend: string; steps: { ioctl: string }[] };
+    const doc = JSON.parse(j.out()) as { backend: string; steps: { ioctl: string }[]; pfctl: { argv: string[] }[] };
     expect(doc.backend).toBe('pf');
+    expect(doc.pfctl.map((c) => c.argv)).toEqual([['pfctl', '-n', '-a', 'ztb/tenant1', '-f', '-'], ['pfctl', '-nf', '-']]);
     expect(doc.steps.map((x) => x.ioctl)).toEqual(['DIOCXBEGIN', 'DIOCADDRULE', 'DIOCADDRULE', 'DIOCADDRULE', 'DIOCCLRIFFLAG', 'DIOCSETSTATUSIF', 'DIOCXCOMMIT']);
     await expect(applyBackend(ir(), { dryRun: false, json: false }, sink().io)).rejects.toThrow('pf backend needs OpenBSD /dev/pf; use --dry-run to print the plan');
   });
