@@ -54,14 +54,10 @@ function typeIssue(issues: Issue[], path: PathSeg[], expected: string, v: unknow
   return INVALID;
 }
 
-export function string(opts: { maxBytes?: number; pattern?: RegExp; hint?: string } = {}): Schema<string> {
+export function string(opts: { pattern?: RegExp; hint?: string } = {}): Schema<string> {
   const expected = opts.hint ?? 'a string';
   return schema(expected, (v, path, issues) => {
     if (typeof v !== 'string') return typeIssue(issues, path, 'a string', v);
-    if (opts.maxBytes !== undefined && Buffer.byteLength(v) > opts.maxBytes) {
-      issues.push({ path, message: `${JSON.stringify(v)} is longer than ${opts.maxBytes} bytes` });
-      return INVALID;
-    }
     if (opts.pattern && !opts.pattern.test(v)) {
       issues.push({ path, message: `${JSON.stringify(v)} is not ${expected}` });
       return INVALID;

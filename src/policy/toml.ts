@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { Ir, IsolationSettings, SourcePos, Tenant } from './ir.js';
-import { type Diagnostic, PolicyError } from './errors.js';
+import { type Diagnostic, DiagnosticSink, PolicyError } from './errors.js';
 import { TomlPositions, formatPath } from './toml-positions.js';
 import { INVALID, type Issue, LIMITS, documentSchema } from './toml-schema.js';
 import { type PolicyModel, buildModel, irTenant, tenantRuleInterfaces } from './toml-model.js';
@@ -34,7 +34,7 @@ export interface LoadedTomlPolicy {
 function fail(file: string, diags: { line: number; col: number; message: string }[]): never {
   const list: Diagnostic[] = diags.map((d) => ({ pos: { file, line: d.line, col: d.col }, message: d.message }));
   list.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
-  throw new PolicyError(list.slice(0, 200));
+  throw new PolicyError(list.slice(0, DiagnosticSink.MAX));
 }
 
 function issueDiags(issues: Issue[], pos: TomlPositions): { line: number; col: number; message: string }[] {
