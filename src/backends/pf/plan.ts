@@ -63,7 +63,7 @@ export interface PfPlan {
   warnings: string[];
 }
 
-/** pfloghdr.ruleset is 16 bytes: longer anchor names are truncated in logs and traces. */
+/** pfloghdr.ruleset is 16 bytes and holds the anchor's own name: longer ones are truncated. */
 export const PFLOG_RULESET_MAX = 15;
 
 export interface PlanOptions extends Omit<EncodeOptions, 'release'> {
@@ -170,9 +170,20 @@ export function planLoad(ir: Ir, opts: PlanOptions): PfPlan {
       `set loginterface ${ir.options.loginterface ?? 'none'}`));
   }
 
-  const warnings = anchors
-    .filter((a) => a.length > PFLOG_RULESET_MAX)
-    .map((a) => `anchor "${a}" is longer than ${PFLOG_RULESET_MAX} bytes: pflog records it truncated, so log lines cannot be mapped back to it unambiguously`);
+  // pflog records only the anchor's own name (last path component), truncated to 15 bytes.
+  const warnings: string[] = [];
+  const byLogName = new Map<string, string[]>();
+  for (const a of anchors.filter((x) => x !== '')) {
+    const name = a.slice(a.lastIndexOf('/') + 1);
+    if (Buffer.byteLength(name) > PFLOG_RULESET_MAX) {
+      warnings.push(`anchor "${a}": its name is longer than ${PFLOG_RULESET_MAX} bytes and pflog records it truncated`);
+    }
+    const key = Buffer.from(name).subarray(0, PFLOG_RULESET_MAX).toString();
+    byLogName.set(key, [...(byLogName.get(key) ?? []), a]);
+  }
+  for (const [key, list] of byLogName) {
+    if (list.length > 1) warnings.push(`anchors ${list.map((x) => `"${x}"`).join(', ')} all appear as "${key}" in pflog; log lines cannot tell them apart`);
+  }
 
   return {
     release,

@@ -93,7 +93,11 @@ describe('planLoad', () => {
     expect(planLoad(seedIr(), { release: R }).warnings).toEqual([]);
     const long = policy({ '': [{ action: 'anchor', call: { name: 'tenant-with-long-name', wildcard: false, targets: ['tenant-with-long-name'] } }], 'tenant-with-long-name': [{ action: 'pass' }] });
     expect(planLoad(long, { release: R }).warnings).toEqual([
-      'anchor "tenant-with-long-name" is longer than 15 bytes: pflog records it truncated, so log lines cannot be mapped back to it unambiguously',
+      'anchor "tenant-with-long-name": its name is longer than 15 bytes and pflog records it truncated',
+    ]);
+    const twins = policy({ '': [], 'a/web': [{ action: 'pass' }], 'b/web': [{ action: 'pass' }] });
+    expect(planLoad(twins, { release: R, anchorRoot: 'ztb' }).warnings).toEqual([
+      'anchors "ztb/a/web", "ztb/b/web" all appear as "web" in pflog; log lines cannot tell them apart',
     ]);
     const deep = 'a'.repeat(1030);
     const tooLong = policy({ '': [{ action: 'anchor', call: { name: deep, wildcard: false, targets: [deep] } }], [deep]: [{ action: 'pass' }] });
