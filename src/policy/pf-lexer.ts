@@ -88,9 +88,21 @@ export class Lexer {
         continue;
       }
       if (c === '#') {
-        while (f.i < f.text.length && f.text[f.i] !== '\n') {
-          // A comment ends at the newline, but a `\` before it still joins (pfctl does the same).
-          this.#adv(f, 1);
+        // pfctl joins `\`+newline before it sees the comment, so such a comment goes on.
+        for (;;) {
+          const nl = f.text.indexOf('\n', f.i);
+          if (nl < 0) {
+            this.#adv(f, f.text.length - f.i);
+            break;
+          }
+          const cont = f.text[nl - 1] === '\\' || (f.text[nl - 1] === '\r' && f.text[nl - 2] === '\\');
+          if (!cont) {
+            this.#adv(f, nl - f.i);
+            break;
+          }
+          f.i = nl + 1;
+          f.line++;
+          f.col = 1;
         }
         continue;
       }
@@ -164,15 +176,16 @@ export class Lexer {
         this.#adv(f, op.length);
         return { kind: 'punct', text: op, pos };
       }
-      let w = '';
-      while (f.i < f.text.length) {
-        const d = f.text[f.i]!;
+      const start = f.i;
+      let j = f.i;
+      while (j < f.text.length) {
+        const d = f.text[j]!;
         if (d === ' ' || d === '\t' || d === '\n' || d === '\r' || STOP.has(d)) break;
-        if (d === '\\' && f.text[f.i + 1] === '\n') break;
-        w += d;
-        this.#adv(f, 1);
+        if (d === '\\' && f.text[j + 1] === '\n') break;
+        j++;
       }
-      return { kind: 'word', text: w, pos };
+      this.#adv(f, j - start);
+      return { kind: 'word', text: f.text.slice(start, j), pos };
     }
   }
 

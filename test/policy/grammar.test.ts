@@ -22,6 +22,12 @@ describe('lexing', () => {
     ]);
   });
 
+  test('a comment ending in a backslash continues on the next line (as in pfctl)', () => {
+    const ir = pf('# comment \\\npass in all\npass out all\n');
+    expect(texts(ir)).toEqual(['pass out all flags S/SA keep state']);
+    expect(rulesOf(ir)[0]!.pos.line).toBe(3);
+  });
+
   test('a `#` inside quotes is not a comment', () => {
     const ir = pf('anchor "a#b"\n');
     expect(rulesOf(ir)[0]!.call!.name).toBe('a#b');
