@@ -104,16 +104,19 @@ def sniff(ifname):
             if r:
                 print(json.dumps(r), flush=True)
 
-def serve(port):
-    fams = [socket.AF_INET, socket.AF_INET6]
+def serve(ports):
     socks = []
-    for fam in fams:
-        t = socket.socket(fam, socket.SOCK_STREAM); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if fam == socket.AF_INET6: t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        t.bind(('::' if fam == socket.AF_INET6 else '0.0.0.0', port)); t.listen(128); socks.append(t)
-        u = socket.socket(fam, socket.SOCK_DGRAM)
-        if fam == socket.AF_INET6: u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        u.bind(('::' if fam == socket.AF_INET6 else '0.0.0.0', port)); socks.append(u)
+    for port in ports:
+        for fam in (socket.AF_INET, socket.AF_INET6):
+            try:
+                t = socket.socket(fam, socket.SOCK_STREAM); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if fam == socket.AF_INET6: t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                t.bind(('::' if fam == socket.AF_INET6 else '0.0.0.0', port)); t.listen(128); socks.append(t)
+                u = socket.socket(fam, socket.SOCK_DGRAM)
+                if fam == socket.AF_INET6: u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                u.bind(('::' if fam == socket.AF_INET6 else '0.0.0.0', port)); socks.append(u)
+            except OSError:
+                if fam == socket.AF_INET: raise
     print(json.dumps({'ready': True}), flush=True)
     conns = []
     while True:
@@ -122,57 +125,75 @@ def serve(port):
             if s is sys.stdin:
                 if not sys.stdin.readline(): return
             elif s.type == socket.SOCK_STREAM and s in socks:
-                c, _ = s.accept(); conns.append(c)
+                try:
+                    c, _ = s.accept(); conns.append(c)
+                except OSError:
+                    pass
             elif s in conns:
                 try: d = s.recv(4096)
                 except OSError: d = b''
-                if d: s.sendall(d)
+                if d:
+                    try: s.sendall(d)
+                    except OSError: pass
                 else: conns.remove(s); s.close()
             else:
-                d, a = s.recvfrom(4096); s.sendto(d, a)
+                try:
+                    d, a = s.recvfrom(4096); s.sendto(d, a)
+                except OSError:
+                    pass
+
+def probe_one(i, p, timeout):
+    v6 = ':' in p['dst']
+    fam = socket.AF_INET6 if v6 else socket.AF_INET
+    ok, detail = False, ''
+    try:
+        if p['proto'] == 'tcp':
+            s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(timeout)
+            s.connect((p['dst'], p['port'])); s.sendall(b'ztb-probe'); ok = s.recv(64) == b'ztb-probe'; s.close()
+        elif p['proto'] == 'udp':
+            # connected, so an ICMP port unreachable surfaces as ECONNREFUSED
+            s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(timeout); s.connect((p['dst'], p['port']))
+            s.send(b'ztb-probe'); d = s.recv(64); ok = d == b'ztb-probe'; s.close()
+        else:
+            proto = socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP
+            s = socket.socket(fam, socket.SOCK_RAW, proto); s.settimeout(timeout)
+            ident = (os.getpid() * 131 + i) & 0xffff
+            typ = 128 if v6 else 8
+            h = struct.pack('!BBHHH', typ, 0, 0, ident, 1) + b'ztb-probe'
+            if not v6: h = h[:2] + struct.pack('!H', csum(h)) + h[4:]
+            s.sendto(h, (p['dst'], 0))
+            end = time.time() + timeout
+            while time.time() < end:
+                s.settimeout(max(0.01, end - time.time()))
+                d, a = s.recvfrom(2048)
+                if not v6: d = d[(d[0] & 15) * 4:]
+                if d[0] == (129 if v6 else 0) and struct.unpack('!H', d[4:6])[0] == ident:
+                    ok = True; break
+            s.close()
+    except (OSError, socket.timeout) as e:
+        detail = type(e).__name__ if not getattr(e, 'strerror', None) else e.strerror
+    return {'ok': ok, 'detail': detail}
 
 def connect():
+    import threading
     probes = json.load(sys.stdin)
     timeout = float(os.environ.get('ZTB_AGENT_TIMEOUT', '1.0'))
-    out = []
-    for i, p in enumerate(probes):
-        v6 = ':' in p['dst']
-        fam = socket.AF_INET6 if v6 else socket.AF_INET
-        ok, detail = False, ''
-        try:
-            if p['proto'] == 'tcp':
-                s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(timeout)
-                s.connect((p['dst'], p['port'])); s.sendall(b'ztb-probe'); ok = s.recv(64) == b'ztb-probe'; s.close()
-            elif p['proto'] == 'udp':
-                # connected, so an ICMP port unreachable surfaces as ECONNREFUSED
-                s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(timeout); s.connect((p['dst'], p['port']))
-                s.send(b'ztb-probe'); d = s.recv(64); ok = d == b'ztb-probe'; s.close()
-            else:
-                proto = socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP
-                s = socket.socket(fam, socket.SOCK_RAW, proto); s.settimeout(timeout)
-                ident = (os.getpid() + i) & 0xffff
-                typ = 128 if v6 else 8
-                h = struct.pack('!BBHHH', typ, 0, 0, ident, 1) + b'ztb-probe'
-                if not v6: h = h[:2] + struct.pack('!H', csum(h)) + h[4:]
-                s.sendto(h, (p['dst'], 0))
-                end = time.time() + timeout
-                while time.time() < end:
-                    s.settimeout(max(0.01, end - time.time()))
-                    d, a = s.recvfrom(2048)
-                    if not v6: d = d[(d[0] & 15) * 4:]
-                    if d[0] == (129 if v6 else 0) and struct.unpack('!H', d[4:6])[0] == ident:
-                        ok = True; break
-                s.close()
-        except (OSError, socket.timeout) as e:
-            detail = type(e).__name__ if not getattr(e, 'strerror', None) else e.strerror
-        out.append({'ok': ok, 'detail': detail})
+    par = int(os.environ.get('ZTB_AGENT_PARALLEL', '1'))
+    out = [None] * len(probes)
+    def worker(idx):
+        for i in idx:
+            out[i] = probe_one(i, probes[i], timeout)
+    chunks = [list(range(k, len(probes), par)) for k in range(max(1, par))]
+    threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    for t in threads: t.start()
+    for t in threads: t.join()
     print(json.dumps(out), flush=True)
 
 mode = sys.argv[1]
 if mode == 'send': send()
 elif mode == 'sendloop': sendloop()
 elif mode == 'sniff': sniff(sys.argv[2])
-elif mode == 'serve': serve(int(sys.argv[2]))
+elif mode == 'serve': serve([int(x) for x in sys.argv[2].split(',')])
 elif mode == 'connect': connect()
 else: sys.exit('unknown mode ' + mode)
 `;

@@ -231,14 +231,14 @@ export interface ConnectProbe {
 }
 
 /** Real connections (TCP handshake + echo, UDP echo, ICMP echo) from a namespace. */
-export async function connectProbes(netns: string | null, probes: ConnectProbe[], timeoutSeconds = 1): Promise<{ ok: boolean; detail: string }[]> {
-  const out = await runAgent(netns, 'connect', JSON.stringify(probes), { ZTB_AGENT_TIMEOUT: String(timeoutSeconds) });
+export async function connectProbes(netns: string | null, probes: ConnectProbe[], timeoutSeconds = 1, parallel = 1): Promise<{ ok: boolean; detail: string }[]> {
+  const out = await runAgent(netns, 'connect', JSON.stringify(probes), { ZTB_AGENT_TIMEOUT: String(timeoutSeconds), ZTB_AGENT_PARALLEL: String(parallel) });
   return JSON.parse(out) as { ok: boolean; detail: string }[];
 }
 
-/** Starts a TCP/UDP echo server on `port` in a namespace; resolves once it listens. */
-export async function startServer(netns: string | null, port: number): Promise<{ stop(): Promise<void> }> {
-  const argv = agentArgv(netns, 'serve', String(port));
+/** Starts a TCP/UDP echo server on `port`(s) in a namespace; resolves once it listens. */
+export async function startServer(netns: string | null, port: number | number[]): Promise<{ stop(): Promise<void> }> {
+  const argv = agentArgv(netns, 'serve', (Array.isArray(port) ? port : [port]).join(','));
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   await waitReady(child, `server on port ${port}`);
   return {
