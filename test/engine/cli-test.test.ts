@@ -152,6 +152,16 @@ describe('ztb-enforce test options', () => {
     expect(rows.map((r) => r.verdict)).toEqual(['pass', 'block', 'block', 'pass']);
   });
 
+  it('--states and --counters print the state table and the counters after the input', async () => {
+    const r = await cli(['--states', '--counters', EXAMPLE], 'out on vether0 udp 10.10.10.5:5353 > 8.8.8.8:53 len 80\nin on vether0 udp 8.8.8.8:53 > 10.10.10.5:5353 len 120\n');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^states: 1\n  #1 out on vether0 \(floating\) proto 17 10\.10\.10\.5:5353 > 8\.8\.8\.8:53 MULTIPLE:SINGLE udp\.single rule 5 pkts 1\/1$/m);
+    expect(r.out).toMatch(/^ {2}@5 1 1 1\/1 120\/80 1\/1 {2}pass out quick on vether0 /m);
+    const j = await json(['--states', '--counters', EXAMPLE], 'out on vether0 udp 10.10.10.5:5353 > 8.8.8.8:53\n');
+    expect(j.rows[1]).toMatchObject({ states: [{ ruleId: 5, dir: 'out', wire: { src: '10.10.10.5', dst: '8.8.8.8' } }] });
+    expect(j.rows[2]).toMatchObject({ counters: expect.arrayContaining([expect.objectContaining({ ruleId: 5, statesTotal: 1 })]) });
+  });
+
   it('usage errors exit 2; a bad policy exits 1 with file:line:col', async () => {
     expect((await cli([])).code).toBe(2);
     expect((await cli([pol, '--frobnicate'])).code).toBe(2);

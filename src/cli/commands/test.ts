@@ -13,7 +13,7 @@ import { parseCidr } from '../../engine/reference-addr.js';
 import type { EvalResult } from '../../engine/packet.js';
 import { ZtbError } from '../../errors.js';
 
-export const usage = `usage: ztb-enforce test POLICY [--json] [--format pf|toml]
+export const usage = `usage: ztb-enforce test POLICY [--json] [--states] [--counters] [--format pf|toml]
                          [--group NAME=IF1,IF2]... [--ifaddr IF=CIDR[,CIDR]]...
 
 Reads packet lines from stdin and evaluates them in order through the reference evaluator (state
@@ -26,6 +26,9 @@ IPv6 addresses with a port go in brackets ([2001:db8::1]:443). tcp and udp need 
 without flags is a SYN. Blank lines and # comments are skipped.
 
   --json           one JSON object per input line
+  --states         after the input, print the state table (JSON: one {"states": [...]} line)
+  --counters       after the input, print per-rule counters of rules that saw traffic
+                   (JSON: one {"counters": [...]} line)
   --format F       policy format (pf or toml; default: from the file name)
   --group G=I,...  interface group members (repeatable; e.g. --group egress=em0)
   --ifaddr I=C,... interface addresses for (if), (if:network), (if:0), self (repeatable)
@@ -109,6 +112,8 @@ function textLine(n: number, res: EvalResult, ir: Ir): string {
 export async function run(argv: string[], io: CliIo): Promise<number> {
   const args = parseArgs(argv, {
     json: {},
+    states: {},
+    counters: {},
     format: { value: true },
     group: { value: true, repeat: true },
     ifaddr: { value: true, repeat: true },
@@ -160,6 +165,29 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       const msg = e instanceof PacketLineError ? e.message : `<stdin>:${n}:1: ${e.message}`;
       if (json) out(JSON.stringify({ line: n, error: msg }));
       else io.stderr.write(msg + '\n');
+    }
+  }
+  if (hasFlag(args, 'states')) {
+    const states = ev.states();
+    if (json) out(JSON.stringify({ states }));
+    else {
+      out(`states: ${states.length}`);
+      for (const st of states) {
+        const k = (t: { src: string; sport: number; dst: string; dport: number }) => `${t.src}:${t.sport} > ${t.dst}:${t.dport}`;
+        const nat = k(st.wire) === k(st.stack) ? '' : ` (stack ${k(st.stack)})`;
+        out(`  #${st.id} ${st.dir} on ${st.boundIf ?? st.ifname}${st.boundIf ? '' : ' (floating)'} proto ${st.proto} ${k(st.wire)}${nat} ` +
+          `${st.peers.join(':')} ${st.timeout} rule ${st.ruleId} pkts ${st.packets.join('/')}`);
+      }
+    }
+  }
+  if (hasFlag(args, 'counters')) {
+    const counters = ev.counters().filter((c) => c.evaluations > 0 || c.packets[0] + c.packets[1] > 0 || c.statesTotal > 0);
+    if (json) out(JSON.stringify({ counters }));
+    else {
+      out('counters: rule evaluations matches packets(in/out) bytes(in/out) states/total');
+      for (const c of counters) {
+        out(`  @${c.ruleId} ${c.evaluations} ${c.matches} ${c.packets.join('/')} ${c.bytes.join('/')} ${c.states}/${c.statesTotal}  ${ir.rules[c.ruleId]!.text}`);
+      }
     }
   }
   return bad > 0 ? 1 : 0;
