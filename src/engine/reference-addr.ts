@@ -78,6 +78,8 @@ export function formatAddr(a: ParsedAddr): string {
     const v = a.value;
     return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
   }
+  // RFC 5952 §5: IPv4-mapped addresses keep the dotted tail.
+  if (a.value >> 32n === 0xffffn) return `::ffff:${formatAddr({ af: 'inet', value: a.value & 0xffffffffn })}`;
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((a.value >> BigInt(i * 16)) & 0xffffn));
   // RFC 5952: compress the longest run (first on ties) of two or more zero groups.

@@ -64,3 +64,19 @@ describe('packet lines', () => {
     }
   });
 });
+
+describe('address canonical form', () => {
+  it('formats addresses like RFC 5952', async () => {
+    const { canonicalAddr } = await import('../../src/engine/reference-addr.js');
+    expect(canonicalAddr('2001:DB8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
+    expect(canonicalAddr('2001:db8:0:0:0:0:2:1')).toBe('2001:db8::2:1');
+    expect(canonicalAddr('2001:db8::0:1')).toBe('2001:db8::1');
+    expect(canonicalAddr('0:0:0:0:0:0:0:0')).toBe('::');
+    expect(canonicalAddr('::ffff:10.0.0.1')).toBe('::ffff:10.0.0.1');
+    expect(canonicalAddr('2001:db8:1:1:1:1:1:1')).toBe('2001:db8:1:1:1:1:1:1');
+    expect(canonicalAddr('2001:0:0:1:0:0:0:1')).toBe('2001:0:0:1::1');
+    expect(canonicalAddr('010.0.0.1')).toBeNull();
+    expect(canonicalAddr('1:2:3:4:5:6:7:8:9')).toBeNull();
+    expect(canonicalAddr('1::2::3')).toBeNull();
+  });
+});
