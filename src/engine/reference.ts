@@ -610,7 +610,7 @@ export class ReferenceEvaluator {
     // 1. `set skip on`: pf never sees the packet.
     if (L.ir.options.skip.some((s) => this.#inIface(pkt.ifname, s))) {
       this.#stats.skipped++;
-      return this.#result({ verdict: 'pass', reason: 'skip' });
+      return this.#result({ verdict: 'pass', reason: 'skip', tenant: this.#tenantOf(pkt, src, dst, null) });
     }
 
     // 2. Normalisation drops come before the state lookup.
