@@ -42,7 +42,7 @@ function isTable(v: unknown): v is Record<string, unknown> {
 function describe(v: unknown): string {
   if (Array.isArray(v)) return 'an array';
   if (isTable(v)) return 'a table';
-  if (typeof v === 'number') return Number.isInteger(v) ? `the integer ${v}` : `the float ${v}`;
+  if (typeof v === 'number') return `the float ${Number.isInteger(v) ? v.toFixed(1) : v}`;
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
   if (typeof v === 'boolean') return `${v}`;
   if (typeof v === 'bigint') return `the integer ${v}`;
@@ -66,15 +66,17 @@ export function string(opts: { pattern?: RegExp; hint?: string } = {}): Schema<s
   });
 }
 
+/** TOML integers arrive as bigints (the loader parses with `integersAsBigInt`), so a float such
+ *  as `10.0` is told apart from `10` and rejected. */
 export function integer(min: number, max: number): Schema<number> {
   const expected = `an integer in ${min}..${max}`;
   return schema(expected, (v, path, issues) => {
-    if (typeof v !== 'number' || !Number.isInteger(v)) return typeIssue(issues, path, expected, v);
-    if (v < min || v > max) {
+    if (typeof v !== 'bigint') return typeIssue(issues, path, expected, v);
+    if (v < BigInt(min) || v > BigInt(max)) {
       issues.push({ path, message: `${v} is out of range (expected ${expected})` });
       return INVALID;
     }
-    return v;
+    return Number(v);
   });
 }
 

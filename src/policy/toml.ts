@@ -53,7 +53,7 @@ export function loadTomlPolicy(text: string, file: string): LoadedTomlPolicy {
   }
   let raw: unknown;
   try {
-    raw = parseToml(text, { unsafeKeyBehaviour: 'throw', maxDepth: 32 });
+    raw = parseToml(text, { unsafeKeyBehaviour: 'throw', maxDepth: 32, integersAsBigInt: true });
   } catch (e) {
     if (e instanceof TomlError) {
       // smol-toml's message carries a code excerpt after the first line; ours is one line.

@@ -82,6 +82,10 @@ describe('TOML policy: errors with TOML path and position', () => {
     expect(errorsOf(lines('[[tenants]]', 'id = "a"', 'net_id = "1"', 'subnets = ["10.1.0.0/24"]', 'gateway = "10.1.0.1"'))).toEqual([
       '3:10: tenants[0].net_id: expected an integer in 1..4094, got the string "1"',
     ]);
+    expect(errorsOf(lines('[[tenants]]', 'id = "a"', 'net_id = 10.0', 'subnets = ["10.1.0.0/24"]', 'gateway = "10.1.0.1"', 'vni = 99999999999999999999'))).toEqual([
+      '3:10: tenants[0].net_id: expected an integer in 1..4094, got the float 10.0',
+      '6:7: tenants[0].vni: 99999999999999999999 is out of range (expected an integer in 1..16777215)',
+    ]);
   });
 
   it('rejects a missing required key at the table header', () => {
