@@ -319,9 +319,10 @@ export function planChanges(desired: DesiredTopology, actual: ActualState, opts:
   // 6. Sandbox namespaces: extras go, missing ones are created before their veths.
   const wantNs = new Map<string, { t: DesiredTenant; p: DesiredPort }>();
   for (const t of desired.tenants) for (const p of t.ports) if (p.sandbox) wantNs.set(p.sandbox.netns, { t, p });
-  const haveNs = new Set(actual.sandboxNs);
+  const haveNs = new Set(actual.sandboxNs.filter((ns) => !actual.brokenNs.has(ns)));
   for (const ns of actual.sandboxNs) {
     if (!wantNs.has(ns)) add(PHASES.deleteNetns, { t: 'delete-netns', name: ns }, 'extra', null, `delete sandbox namespace ${ns} (not in the policy)`);
+    else if (actual.brokenNs.has(ns)) add(PHASES.deleteNetns, { t: 'delete-netns', name: ns }, 'misconfigured', wantNs.get(ns)!.t.id, `recreate sandbox namespace ${ns}: the file exists but no namespace is mounted on it`);
   }
   for (const [ns, { t, p }] of wantNs) {
     if (isConflict(p.name)) continue;

@@ -21,7 +21,7 @@ import {
   writeIntent,
 } from './host.js';
 import { planChanges, type Action, type DriftKind, type Finding, type NamedChange, type Plan, type Step } from './plan.js';
-import { Rtnl, type LinkChange } from './rtnl.js';
+import { Rtnl, type LinkChange, type LinkState } from './rtnl.js';
 import { listNetns, readActual } from './state.js';
 import { createTap, deleteNetns, createNetns, netnsPath } from './tap.js';
 import { buildTopology, parseOwnerAlias, sandboxPrefix, type DesiredTopology, type UnderlayOptions } from './topology.js';
@@ -328,6 +328,43 @@ export async function verifyTenants(tenants: Tenant[], opts: VerifyOptions = {})
   }
 }
 
+/** Device groups we borrow for bulk deletion: a fixed high range, unlikely to be anyone's. */
+const BULK_GROUP_BASE = 0x7a740000;
+
+/** Deletes `links` in one kernel batch: move them into a device group nobody uses, check that the
+ *  group holds exactly them (never a foreign link), then delete the group. Returns false (having
+ *  deleted nothing) when that cannot be guaranteed; the caller then deletes one by one. */
+async function bulkDelete(nl: Rtnl, links: LinkState[], concurrency: number): Promise<boolean> {
+  const before = await nl.links();
+  const used = new Set(before.map((l) => l.group));
+  let group = -1;
+  for (let i = 0; i < 64; i++) {
+    const g = BULK_GROUP_BASE + ((Math.random() * 0xffff) | 0);
+    if (!used.has(g)) {
+      group = g;
+      break;
+    }
+  }
+  if (group < 0) return false;
+  const want = new Set(links.map((l) => l.index));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < links.length) {
+      const l = links[next++]!;
+      await nl.setGroup(l.index, l.name, group);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, links.length) }, worker));
+  const members = (await nl.links()).filter((l) => l.group === group);
+  if (members.length !== want.size || members.some((l) => !want.has(l.index))) {
+    // Something else joined the group (or a link vanished): put ours back and go slowly.
+    for (const l of members) if (want.has(l.index)) await nl.setGroup(l.index, l.name, before.find((b) => b.index === l.index)?.group ?? 0);
+    return false;
+  }
+  await nl.deleteGroup(group);
+  return true;
+}
+
 export interface TeardownOptions {
   netns?: string;
   concurrency?: number;
@@ -354,22 +391,26 @@ export async function teardownTenants(_tenants: Tenant[] | null, opts: TeardownO
       .filter(({ l, o }) => o || (l.alias === null && adopted.has(l.name)))
       .sort((a, b) => rank(a.o?.role ?? null, a.l.kind) - rank(b.o?.role ?? null, b.l.kind));
     const concurrency = opts.concurrency ?? 32;
-    for (const r of [0, 1, 2]) {
-      const batch = owned.filter(({ l, o }) => rank(o?.role ?? null, l.kind) === r);
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < batch.length) {
-          const { l } = batch[next++]!;
-          try {
-            await nl.deleteLink(l.index, l.name);
-            removed.push(l.name);
-          } catch (e) {
-            // Deleting a veth's namespace end (or the namespace) can take the host end with it.
-            if (!(e instanceof NetlinkError && e.errnoName === 'ENODEV')) throw e;
+    if (owned.length && (await bulkDelete(nl, owned.map(({ l }) => l), concurrency))) {
+      removed.push(...owned.map(({ l }) => l.name));
+    } else {
+      for (const r of [0, 1, 2]) {
+        const batch = owned.filter(({ l, o }) => rank(o?.role ?? null, l.kind) === r);
+        let next = 0;
+        const worker = async (): Promise<void> => {
+          while (next < batch.length) {
+            const { l } = batch[next++]!;
+            try {
+              await nl.deleteLink(l.index, l.name);
+              removed.push(l.name);
+            } catch (e) {
+              // Deleting a veth's namespace end (or the namespace) can take the host end with it.
+              if (!(e instanceof NetlinkError && e.errnoName === 'ENODEV')) throw e;
+            }
           }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(concurrency, batch.length) }, worker));
+        };
+        await Promise.all(Array.from({ length: Math.min(concurrency, batch.length) }, worker));
+      }
     }
     const prefix = sandboxPrefix(opts.netns);
     for (const ns of listNetns()) {

@@ -28,6 +28,7 @@ export interface LinkState {
   kind: string | null;
   up: boolean;
   mtu: number;
+  group: number;
   master: number | null;
   mac: string | null;
   alias: string | null;
@@ -183,6 +184,7 @@ export class Rtnl {
         kind: null,
         up: Boolean(m.data.flags?.up),
         mtu: a.mtu ?? 0,
+        group: a.group ?? 0,
         master: a.master ? a.master : null,
         mac: a.address && a.address.length === 6 ? bufToMac(a.address) : null,
         alias: a.ifalias ? a.ifalias : null,
@@ -282,6 +284,17 @@ export class Rtnl {
 
   async deleteLink(index: number, name: string): Promise<void> {
     await this.#shared('delete', name, () => this.#sock.delLink({ index }));
+  }
+
+  /** Puts a link into device group `group` (IFLA_GROUP). */
+  async setGroup(index: number, name: string, group: number): Promise<void> {
+    await this.#shared('set group of', name, () => this.#sock.setLink({ index }, { group }));
+  }
+
+  /** Deletes every link of device group `group` in one request: the kernel unregisters them as
+   *  one batch (one RCU grace period instead of one per device, which dominates teardown). */
+  async deleteGroup(group: number): Promise<void> {
+    await this.#shared('delete', `link group ${group}`, () => this.#sock.delLink({}, { group }));
   }
 
   async addAddress(index: number, link: string, addr: string, len: number): Promise<void> {

@@ -6,6 +6,7 @@
 // construction.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { applyTenants, teardownTenants, verifyTenants } from '../../src/net/reconcile.js';
 import { execInNetns, spawnInNetns, workloadNetns } from '../../src/net/sandbox.js';
 import type { Tenant } from '../../src/policy/ir.js';
@@ -59,6 +60,9 @@ describe('sandbox on one host', () => {
   test('workloads get namespaces with address, MAC, MTU and default route; a tenant is an island', async () => {
     if (skip) return;
     const tenants = [tenant(7, { v6: true }), tenant(8, { workloads: 1 })];
+    // Regression: a run killed between creating the namespace file and mounting the namespace
+    // on it leaves a plain file; apply must recreate it, not fail with EINVAL from setns.
+    writeFileSync(`/run/netns/${workloadNetns(tenants, 't7', 'w0', { netns: host })}`, '');
     const r = await applyTenants(tenants, { netns: host, sandbox: true });
     expect(r.applied).toBeGreaterThan(0);
     const w0 = workloadNetns(tenants, 't7', 'w0', { netns: host });

@@ -3,7 +3,8 @@
 // policy loading and printing only. Other commands (verify, down) and the backends reuse
 // `loadPolicy`, `netFlags` and `runApply` from here.
 import type { CliIo } from '../main.js';
-import type { Ir } from '../../policy/ir.js';
+import { readFileSync } from 'node:fs';
+import type { Ir, Tenant } from '../../policy/ir.js';
 import { ZtbError } from '../../errors.js';
 import { applyTenants, type ApplyReport, type NetOptions } from '../../net/reconcile.js';
 import type { UnderlayOptions } from '../../net/topology.js';
@@ -36,18 +37,35 @@ export const NET_FLAGS: Record<string, FlagSpec> = {
   'vlan-parent': { value: true },
 };
 
-/** Loads and compiles a policy through the policy layer's loader (pf.conf or TOML). */
-export async function loadPolicy(path: string): Promise<Ir> {
-  // Resolved at run time so this command builds while the loader is developed in parallel.
+export interface LoadedPolicy {
+  tenants: Tenant[];
+  /** The compiled IR; null when only the TOML tenant loader was available. */
+  ir: Ir | null;
+}
+
+/** Loads a policy through the policy layer (src/policy/load.ts `loadPolicyFile`). Until that
+ *  loader exists, a TOML document's tenants are read with src/policy/toml.ts, which is all the
+ *  network commands need. Both are resolved at run time so this command builds either way. */
+export async function loadPolicy(path: string): Promise<LoadedPolicy> {
   const loaderPath = '../../policy/load.js';
-  let mod: { loadPolicyFile?: (p: string) => Ir | Promise<Ir> };
-  try {
-    mod = (await import(loaderPath)) as typeof mod;
-  } catch (e) {
-    throw new ZtbError('ERR_ZTB_NO_LOADER', `cannot load policies: the policy loader is missing (${(e as Error).message})`);
+  const mod = await import(loaderPath).then(
+    (m: { loadPolicyFile?: (p: string) => Ir | Promise<Ir> }) => m,
+    () => null,
+  );
+  if (mod && typeof mod.loadPolicyFile === 'function') {
+    const ir = await mod.loadPolicyFile(path);
+    return { tenants: ir.tenants, ir };
   }
-  if (typeof mod.loadPolicyFile !== 'function') throw new ZtbError('ERR_ZTB_NO_LOADER', 'cannot load policies: loadPolicyFile is missing');
-  return await mod.loadPolicyFile(path);
+  if (!path.endsWith('.toml')) throw new ZtbError('ERR_ZTB_NO_LOADER', `cannot load ${path}: the policy loader (src/policy/load.ts) is not available`);
+  const tomlPath = '../../policy/toml.js';
+  const toml = (await import(tomlPath)) as { loadTomlPolicy(text: string, file: string): { input: { tenants: Tenant[] } } };
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ZtbError('ERR_ZTB_READ', `cannot read ${path}: ${(e as Error).message}`);
+  }
+  return { tenants: toml.loadTomlPolicy(text, path).input.tenants, ir: null };
 }
 
 export function netFlags(args: ParsedArgs): NetOptions {
@@ -111,11 +129,12 @@ function printReport(r: ApplyReport, io: CliIo): void {
 
 export async function runApply(opts: RunApplyOptions, io: CliIo): Promise<number> {
   if (opts.backend !== undefined && !BACKENDS.includes(opts.backend)) throw new UsageError(`--backend: unknown backend '${opts.backend}' (one of ${BACKENDS.join(', ')})`);
-  const ir = await loadPolicy(opts.policy);
-  const report = await applyTenants(ir.tenants, { netns: opts.netns, sandbox: opts.sandbox, underlay: opts.underlay, dryRun: opts.dryRun });
+  const { tenants, ir } = await loadPolicy(opts.policy);
+  const report = await applyTenants(tenants, { netns: opts.netns, sandbox: opts.sandbox, underlay: opts.underlay, dryRun: opts.dryRun });
   if (opts.json && opts.backend === undefined) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else if (!opts.json) printReport(report, io);
   if (opts.backend === undefined) return 0;
+  if (!ir) throw new ZtbError('ERR_ZTB_NO_LOADER', `--backend ${opts.backend} needs the compiled policy, but the policy loader is not available`);
   // Hook for the kernel backends: they own src/backends/<name>/apply.ts.
   const hookPath = `../../backends/${opts.backend}/apply.js`;
   let hook: Partial<BackendApplyHook>;

@@ -12,10 +12,10 @@ export const usage = `usage: ztb-enforce down POLICY [--netns NAME] [--json]
 
 export async function run(argv: string[], io: CliIo): Promise<number> {
   const args = parseArgs(argv, { netns: { value: true }, json: {} });
-  const ir = await loadPolicy(policyArg(args));
+  const { tenants } = await loadPolicy(policyArg(args));
   const netns = flag(args, 'netns');
   if (netns !== undefined && (!/^[A-Za-z0-9_.-]{1,200}$/.test(netns) || netns === '.' || netns === '..')) throw new UsageError(`--netns: '${netns}' is not a namespace name`);
-  const r = await teardownTenants(ir.tenants, netns !== undefined ? { netns } : {});
+  const r = await teardownTenants(tenants, netns !== undefined ? { netns } : {});
   if (hasFlag(args, 'json')) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
   else {
     for (const n of r.removed) io.stdout.write(`  removed ${n}\n`);

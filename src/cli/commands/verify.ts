@@ -16,9 +16,9 @@ export const usage = `usage: ztb-enforce verify POLICY [--netns NAME] [--deep] [
 export async function run(argv: string[], io: CliIo): Promise<number> {
   const args = parseArgs(argv, { ...NET_FLAGS, deep: {} });
   const policy = policyArg(args);
-  const ir = await loadPolicy(policy);
+  const { tenants } = await loadPolicy(policy);
   const opts = netFlags(args);
-  const r = await verifyTenants(ir.tenants, { ...opts, deep: hasFlag(args, 'deep') });
+  const r = await verifyTenants(tenants, { ...opts, deep: hasFlag(args, 'deep') });
   if (hasFlag(args, 'json')) {
     io.stdout.write(JSON.stringify(r, null, 2) + '\n');
   } else if (r.ok) {
