@@ -117,39 +117,69 @@ function hostAf(h: WireHost): AddressFamily | null {
   return h.type === 'prefix' ? h.prefix.af : null;
 }
 
-/** Writes a pf_addr_wrap at `path` (inside the view's struct). */
-function writeAddrWrap(v: StructView, path: string, h: WireHost): void {
+// Field paths are built once: the encoder runs per kernel rule, and constant strings keep the
+// layout lookups cheap (a fresh template string would be rehashed on every call).
+function wrapPaths(base: string) {
+  return {
+    type: `${base}.type`,
+    addr: `${base}.v.a.addr`,
+    mask: `${base}.v.a.mask`,
+    tblname: `${base}.v.tblname`,
+    ifname: `${base}.v.ifname`,
+    iflags: `${base}.iflags`,
+  } as const;
+}
+type WrapPaths = ReturnType<typeof wrapPaths>;
+const WRAP: Record<'src' | 'dst' | 'nat' | 'rdr', WrapPaths> = {
+  src: wrapPaths('src.addr'),
+  dst: wrapPaths('dst.addr'),
+  nat: wrapPaths('nat.addr'),
+  rdr: wrapPaths('rdr.addr'),
+};
+const SIDE = {
+  src: { neg: 'src.neg', portOp: 'src.port_op', port: 'src.port' },
+  dst: { neg: 'dst.neg', portOp: 'dst.port_op', port: 'dst.port' },
+} as const;
+const POOL = {
+  nat: { opts: 'nat.opts', proxyPort: 'nat.proxy_port', portOp: 'nat.port_op' },
+  rdr: { opts: 'rdr.opts', proxyPort: 'rdr.proxy_port', portOp: 'rdr.port_op' },
+} as const;
+const ALL_ONES = new Uint8Array(16).fill(0xff);
+
+/** Writes a pf_addr_wrap (src/dst address or a pool address) into the rule. */
+function writeAddrWrap(v: StructView, f: WrapPaths, h: WireHost): void {
   switch (h.type) {
     case 'any':
-      v.setU8(`${path}.type`, PF.addr.addrmask);
+      v.setU8(f.type, PF.addr.addrmask);
       return;
     case 'prefix':
-      v.setU8(`${path}.type`, PF.addr.addrmask);
-      v.setBytes(`${path}.v.a.addr`, addrBytes(h.prefix.af, h.prefix.addr));
-      v.setBytes(`${path}.v.a.mask`, maskBytes(h.prefix.af, h.prefix.len));
+      v.setU8(f.type, PF.addr.addrmask);
+      v.setBytes(f.addr, addrBytes(h.prefix.af, h.prefix.addr));
+      v.setBytes(f.mask, maskBytes(h.prefix.af, h.prefix.len));
       return;
     case 'table':
-      v.setU8(`${path}.type`, PF.addr.table);
-      v.setString(`${path}.v.tblname`, h.name);
+      v.setU8(f.type, PF.addr.table);
+      v.setString(f.tblname, h.name);
       return;
     case 'dynif':
-      v.setU8(`${path}.type`, PF.addr.dyniftl);
-      v.setString(`${path}.v.ifname`, h.ifname);
+      v.setU8(f.type, PF.addr.dyniftl);
+      v.setString(f.ifname, h.ifname);
       // The kernel derives the dynamic address's netmask from v.a.mask (which does not overlap the
       // 16-byte ifname); pfctl writes all ones so the interface's addresses are used unmasked.
-      v.setBytes(`${path}.v.a.mask`, Buffer.alloc(16, 0xff));
-      v.setU8(`${path}.iflags`, DYNIF_FLAGS[h.mode]);
+      v.setBytes(f.mask, ALL_ONES);
+      v.setU8(f.iflags, DYNIF_FLAGS[h.mode]);
       return;
   }
 }
 
 function writePort(v: StructView, side: 'src' | 'dst', p: PortMatch | null): void {
   if (!p) return;
-  v.setU8(`${side}.port_op`, PORT_OPS[p.op]);
-  v.setU16be(`${side}.port`, p.lo, 0);
+  const f = SIDE[side];
+  v.setU8(f.portOp, PORT_OPS[p.op]);
+  v.setU16be(f.port, p.lo, 0);
   // pfctl leaves port[1] zero for the unary operators and stores the upper bound for ranges.
   const binary = p.op === ':' || p.op === '><' || p.op === '<>';
-  v.setU16be(`${side}.port`, binary ? p.hi : 0, 1);
+  v.setU16be(f.port, binary ? p.hi : 0, 1);
 }
 
 function writePool(
@@ -165,7 +195,7 @@ function writePool(
   if (hosts.length === 0) throw new BackendError(`${where(rule)}: empty ${which}-to pool`, 'ERR_ZTB_PF_ENCODE');
   let dynamic = false;
   if (hosts.length === 1) {
-    writeAddrWrap(v, `${which}.addr`, hosts[0]!);
+    writeAddrWrap(v, WRAP[which], hosts[0]!);
     dynamic = hosts[0]!.type !== 'prefix';
   } else {
     // A pf_pool holds one address wrap, so a list becomes a table (pfctl does the same).
@@ -181,20 +211,21 @@ function writePool(
     }
     const name = `__ztb_pool_${rule.id}_${which}`;
     autoTables.push({ anchor, name, entries });
-    writeAddrWrap(v, `${which}.addr`, { type: 'table', name });
+    writeAddrWrap(v, WRAP[which], { type: 'table', name });
     dynamic = true;
   }
   // Dynamic, table and list pools round-robin (pf.conf(5)); a single static address needs no pool type.
-  v.setU8(`${which}.opts`, dynamic ? PF.pool.roundrobin : PF.pool.none);
+  const f = POOL[which];
+  v.setU8(f.opts, dynamic ? PF.pool.roundrobin : PF.pool.none);
   if (which === 'nat') {
     // Host byte order: pf compares proxy ports as integers and converts when it rewrites the packet.
-    v.setU16(`nat.proxy_port`, PF.natProxyPorts[0], 0);
-    v.setU16(`nat.proxy_port`, PF.natProxyPorts[1], 1);
+    v.setU16(f.proxyPort, PF.natProxyPorts[0], 0);
+    v.setU16(f.proxyPort, PF.natProxyPorts[1], 1);
   } else if (redir.port) {
-    v.setU16(`rdr.proxy_port`, redir.port.lo, 0);
+    v.setU16(f.proxyPort, redir.port.lo, 0);
     const range = redir.port.hi !== redir.port.lo;
-    v.setU16(`rdr.proxy_port`, range ? redir.port.hi : 0, 1);
-    v.setU8(`rdr.port_op`, range ? PF.op.rrg : PF.op.eq);
+    v.setU16(f.proxyPort, range ? redir.port.hi : 0, 1);
+    v.setU8(f.portOp, range ? PF.op.rrg : PF.op.eq);
   }
 }
 
@@ -301,11 +332,11 @@ function encodeInto(
   v.setU8('af', af ? AF_NUM[af] : AF.unspec);
   if (rule.proto !== null) v.setU8('proto', rule.proto);
 
-  writeAddrWrap(v, 'src.addr', src);
-  v.setU8('src.neg', rule.src.neg ? 1 : 0);
+  writeAddrWrap(v, WRAP.src, src);
+  v.setU8(SIDE.src.neg, rule.src.neg ? 1 : 0);
   writePort(v, 'src', rule.srcPort);
-  writeAddrWrap(v, 'dst.addr', dst);
-  v.setU8('dst.neg', rule.dst.neg ? 1 : 0);
+  writeAddrWrap(v, WRAP.dst, dst);
+  v.setU8(SIDE.dst.neg, rule.dst.neg ? 1 : 0);
   writePort(v, 'dst', rule.dstPort);
 
   if (rule.flags) {
