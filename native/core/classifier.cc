@@ -160,14 +160,19 @@ uint64_t splitmix64(uint64_t x) {
 
 constexpr uint32_t kMaxU32 = 0xFFFFFFFFu;
 
-uint32_t interval_of(const Classifier::Dim& d, uint64_t v) {
-  return static_cast<uint32_t>(std::upper_bound(d.bounds.begin(), d.bounds.end(), v) - d.bounds.begin() - 1);
+// Advances an interval index to the interval of v (v never decreases between calls).
+uint32_t advance(const Classifier::Dim& d, uint32_t iv, uint64_t v) {
+  const uint32_t m = static_cast<uint32_t>(d.bounds.size());
+  while (iv + 1 < m && d.bounds[iv + 1] <= v) ++iv;
+  return iv;
 }
 
-// Entry for the values [lo, hi] (hi - lo + 1 == 2^shift): a class id when the class is constant
-// there, a short search when at most four intervals meet, else a child node of min(8, shift) bits.
-uint32_t trie_entry(Classifier::Dim& d, uint64_t lo, uint64_t hi, uint32_t shift) {
-  const uint32_t a = interval_of(d, lo), b = interval_of(d, hi);
+// Entry for the values [lo, hi] (hi - lo + 1 == 2^shift) whose interval starts at index a: a class
+// id when the class is constant there, a short search when at most four intervals meet, else a
+// child node of min(8, shift) bits. Slots are visited in increasing order, so interval indexes
+// only move forward: building a level costs O(slots + bounds), not O(slots * log bounds).
+uint32_t trie_entry(Classifier::Dim& d, uint32_t a, uint64_t lo, uint64_t hi, uint32_t shift) {
+  const uint32_t b = advance(d, a, hi);
   bool same = true;
   for (uint32_t i = a + 1; i <= b && same; ++i) same = d.iv_class[i] == d.iv_class[a];
   if (same) return d.iv_class[a];
@@ -176,9 +181,11 @@ uint32_t trie_entry(Classifier::Dim& d, uint64_t lo, uint64_t hi, uint32_t shift
   const uint32_t off = static_cast<uint32_t>(d.trie.size());
   d.trie.resize(d.trie.size() + (size_t{1} << s));
   const uint32_t sub = shift - s;
+  uint32_t iv = a;
   for (uint64_t k = 0; k < (uint64_t{1} << s); ++k) {
     const uint64_t sub_lo = lo + (k << sub);
-    const uint32_t e = trie_entry(d, sub_lo, sub_lo + (uint64_t{1} << sub) - 1, sub);
+    iv = advance(d, iv, sub_lo);
+    const uint32_t e = trie_entry(d, iv, sub_lo, sub_lo + (uint64_t{1} << sub) - 1, sub);
     d.trie[off + k] = e;
   }
   return Classifier::Dim::kTagChild | off;
@@ -186,13 +193,18 @@ uint32_t trie_entry(Classifier::Dim& d, uint64_t lo, uint64_t hi, uint32_t shift
 
 void build_trie(Classifier::Dim& d) {
   d.span = static_cast<uint32_t>(std::bit_width(d.bounds.back()));
-  d.root_bits = d.span >= 24 ? 16 : std::min<uint32_t>(d.span, 8);
+  // Root stride grows with the number of bounds (a 64-rule run must not pay for a 2^16 root) up to
+  // 16 bits; below a 24-bit span (ports, protocol) 8 bits, so two levels cover 16 bits.
+  const uint32_t want = std::clamp<uint32_t>(static_cast<uint32_t>(std::bit_width(d.bounds.size())) + 2, 4, 16);
+  d.root_bits = std::min(d.span, d.span >= 24 ? want : std::min<uint32_t>(want, 8));
   d.tail_class = d.iv_class.back();
   const uint32_t shift = d.span - d.root_bits;
   d.trie.assign(size_t{1} << d.root_bits, 0);
+  uint32_t iv = 0;
   for (uint64_t j = 0; j < (uint64_t{1} << d.root_bits); ++j) {
     const uint64_t lo = j << shift;
-    const uint32_t e = trie_entry(d, lo, lo + (uint64_t{1} << shift) - 1, shift);
+    iv = advance(d, iv, lo);
+    const uint32_t e = trie_entry(d, iv, lo, lo + (uint64_t{1} << shift) - 1, shift);
     d.trie[j] = e;
   }
   d.trie.shrink_to_fit();

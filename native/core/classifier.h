@@ -18,7 +18,8 @@
 //     (hash + memcmp dedupe). A class stores the rule set as a leaf bit vector (one bit per rule,
 //     padded to 256-bit chunks) plus an aggregate vector (bit c = "chunk c is non-zero").
 //   * value -> class goes through a small multibit trie over the dimension's used bit span (root
-//     stride 16 for 32-bit fields, 8 below, then 8 per level) whose entries are class ids; a slot
+//     stride log2(bounds) + 2, capped at 16 for 32-bit fields and 8 for narrower ones, then 8 per
+//     level) whose entries are class ids; a slot
 //     whose class is not constant becomes a child node, or, when it holds at most four
 //     intervals, a 1-2 step binary search over the bounds. Values past the span take the class
 //     of the last interval.

@@ -42,8 +42,9 @@ void run_random(bool background, const char* name) {
     std::vector<BoxRule> initial = gen.boxes(n_dims, gen.below(300));
     UpdatableClassifier::Options opt;
     opt.background = background;
-    opt.rebuild_delta = 1 + static_cast<uint32_t>(gen.below(40));
-    opt.delta_capacity = opt.rebuild_delta + 16 + static_cast<uint32_t>(gen.below(64));
+    // Small thresholds force base rebuilds; larger ones let runs form and merge.
+    opt.rebuild_delta = 1 + static_cast<uint32_t>(gen.below(2) ? gen.below(40) : gen.below(400));
+    opt.delta_capacity = opt.rebuild_delta + 128 + static_cast<uint32_t>(gen.below(64));
     auto made = UpdatableClassifier::create(n_dims, initial, opt);
     CHECK(made.is_ok());
     if (!made.is_ok()) return;
@@ -136,7 +137,7 @@ TEST(classifier_updatable_concurrent_reader_sees_whole_states) {
   initial[0].value = 1;
   initial[0].dims[0] = {1000000, 1000000};
   UpdatableClassifier::Options opt;
-  opt.rebuild_delta = 64;
+  opt.rebuild_delta = 1000;
   auto made = UpdatableClassifier::create(1, initial, opt);
   CHECK(made.is_ok());
   if (!made.is_ok()) return;
@@ -173,4 +174,5 @@ TEST(classifier_updatable_concurrent_reader_sees_whole_states) {
   CHECK(u.flush().is_ok());
   CHECK(u.check_invariants().is_ok());
   CHECK(u.stats().rebuilds > 0);
+  CHECK(u.stats().run_builds > 0);
 }
