@@ -257,6 +257,44 @@ describe('ReferenceEvaluator: states', () => {
     expect(ev.states()).toHaveLength(0);
   });
 
+  it('every timeout class expires exactly at its pf default', () => {
+    const irAll = buildIr({ '': [{ action: 'pass', flags: null }] });
+    const cases: [string, string[], string, number][] = [
+      ['tcp.first', ['in on em0 tcp 10.0.0.1:1 > 10.0.0.2:80'], 'tcp.first', 120],
+      ['tcp.opening', ['in on em0 tcp 10.0.0.1:1 > 10.0.0.2:80', 'out on em0 tcp 10.0.0.2:80 > 10.0.0.1:1 flags SA'], 'tcp.opening', 30],
+      ['tcp.closing', ['in on em0 tcp 10.0.0.1:1 > 10.0.0.2:80', 'out on em0 tcp 10.0.0.2:80 > 10.0.0.1:1 flags SA', 'in on em0 tcp 10.0.0.1:1 > 10.0.0.2:80 flags A', 'in on em0 tcp 10.0.0.1:1 > 10.0.0.2:80 flags FA'], 'tcp.closing', 900],
+      ['udp.first', ['in on em0 udp 10.0.0.1:1 > 10.0.0.2:53'], 'udp.first', 60],
+      ['udp.single', ['in on em0 udp 10.0.0.1:1 > 10.0.0.2:53', 'in on em0 udp 10.0.0.1:1 > 10.0.0.2:53'], 'udp.single', 30],
+      ['icmp.first', ['in on em0 icmp 10.0.0.1 > 10.0.0.2 icmp-type 8 id 3'], 'icmp.first', 20],
+      ['icmp.error', ['in on em0 icmp 10.0.0.1 > 10.0.0.2 icmp-type 8 id 3', 'out on em0 icmp 10.0.0.2 > 10.0.0.1 icmp-type 0 id 3'], 'icmp.error', 10],
+      ['other.first', ['in on em0 47 10.0.0.1 > 10.0.0.2'], 'other.first', 60],
+      ['other.single', ['in on em0 47 10.0.0.1 > 10.0.0.2', 'out on em0 47 10.0.0.2 > 10.0.0.1'], 'other.single', 30],
+      ['other.multiple', ['in on em0 47 10.0.0.1 > 10.0.0.2', 'out on em0 47 10.0.0.2 > 10.0.0.1', 'in on em0 47 10.0.0.1 > 10.0.0.2'], 'other.multiple', 60],
+    ];
+    for (const [name, lines, timeout, secs] of cases) {
+      const c = clock();
+      const ev = new ReferenceEvaluator(irAll, { clock: c });
+      for (const l of lines) ev.evaluate(P(l));
+      expect(ev.states(), name).toHaveLength(1);
+      expect(ev.states()[0]!.timeout, name).toBe(timeout);
+      expect(ev.states()[0]!.expiresAt - c(), name).toBe(secs * 1000);
+      c.advance(secs - 1);
+      expect(ev.expire(), name).toBe(0);
+      c.advance(1);
+      expect(ev.expire(), name).toBe(1);
+    }
+  });
+
+  it('a new SYN on a fully closed connection is filtered anew (pf port reuse)', () => {
+    const ev = new ReferenceEvaluator(ir);
+    ev.evaluate(P('in on em0 tcp 10.0.0.1:1000 > 10.0.0.2:80'));
+    ev.evaluate(P('out on em0 tcp 10.0.0.2:80 > 10.0.0.1:1000 flags RA'));
+    const again = ev.evaluate(P('in on em0 tcp 10.0.0.1:1000 > 10.0.0.2:80'));
+    expect(again).toMatchObject({ reason: 'rule', stateCreated: true });
+    expect(ev.states()).toHaveLength(1);
+    expect(ev.states()[0]!.peers).toEqual(['SYN_SENT', 'CLOSED']);
+  });
+
   it('refuses new states when the table is full', () => {
     const ev = new ReferenceEvaluator(ir, { maxStates: 2 });
     ev.evaluate(P('in on em0 udp 10.0.0.1:1 > 10.0.0.2:53'));
