@@ -112,7 +112,12 @@ function checkOverlaps(placed: Placed[], tenants: TenantModel[], issues: Issue[]
   }
 }
 
-export function buildModel(doc: TomlDocument, issues: Issue[]): PolicyModel {
+/**
+ * Cross-checks a schema-valid document. `tenantIndex` maps each entry of `doc.tenants` to its index
+ * in the written document when only some tenants are passed (after schema errors in others, so
+ * that their problems are still reported at the right paths); by default entry i is tenants[i].
+ */
+export function buildModel(doc: TomlDocument, issues: Issue[], tenantIndex?: readonly number[]): PolicyModel {
   const tenants: TenantModel[] = [];
   const ids = new Map<string, number>();
   const netIds = new Map<number, number>();
@@ -129,7 +134,8 @@ export function buildModel(doc: TomlDocument, issues: Issue[]): PolicyModel {
     else m.set(k, i);
   };
 
-  doc.tenants.forEach((t, ti) => {
+  doc.tenants.forEach((t, k) => {
+    const ti = tenantIndex?.[k] ?? k;
     const base: PathSeg[] = ['tenants', ti];
     firstSeen(ids, t.id, ti, [...base, 'id'], 'tenant id');
     firstSeen(netIds, t.net_id, ti, [...base, 'net_id'], 'net_id');

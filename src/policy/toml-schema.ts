@@ -341,7 +341,7 @@ const workloadSection = object({
   tap: optional(ifname()),
 });
 
-const tenantSection = object({
+export const tenantSection = object({
   id: string({ pattern: TENANT_ID, hint: 'a tenant id ([a-z0-9_-], starting with a letter, at most 15 bytes)' }),
   net_id: integer(1, 4094),
   subnets: array(cidr(), { min: 1, max: LIMITS.subnetsPerTenant }),

@@ -10,7 +10,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { Ir, IsolationSettings, SourcePos, Tenant } from './ir.js';
 import { type Diagnostic, DiagnosticSink, PolicyError } from './errors.js';
 import { TomlPositions, formatPath } from './toml-positions.js';
-import { INVALID, type Issue, LIMITS, documentSchema } from './toml-schema.js';
+import { INVALID, type Issue, LIMITS, type TomlTenant, documentSchema, tenantSection } from './toml-schema.js';
 import { type PolicyModel, buildModel, irTenant, tenantRuleInterfaces } from './toml-model.js';
 import { TENANTS_GROUP, generateMainUnits } from './isolation.js';
 import { toIrPrefix } from './toml-addr.js';
@@ -65,7 +65,10 @@ export function loadTomlPolicy(text: string, file: string): LoadedTomlPolicy {
   const positions = new TomlPositions(text);
   const issues: Issue[] = [];
   const doc = documentSchema.parse(raw, [], issues);
-  if (doc === INVALID || issues.length > 0) fail(file, issueDiags(issues, positions));
+  if (doc === INVALID || issues.length > 0) {
+    salvageTenantChecks(raw, issues);
+    fail(file, issueDiags(issues, positions));
+  }
   const model = buildModel(doc, issues);
   if (issues.length > 0) fail(file, issueDiags(issues, positions));
 
@@ -109,6 +112,24 @@ export function loadTomlPolicy(text: string, file: string): LoadedTomlPolicy {
     allowedPorts: iso.allowedPorts.map((p) => ({ protocol: p.protocol, port: p.port, direction: p.direction })),
   };
   return { input: { units, tenants, groups, isolation }, model, generated };
+}
+
+/** After schema errors, the tenants that are valid on their own are still cross-checked (unique
+ *  ids, overlaps, addresses...), so one run reports every problem, not only the schema's. */
+function salvageTenantChecks(raw: unknown, issues: Issue[]): void {
+  const list = (raw as { tenants?: unknown } | null)?.tenants;
+  if (!Array.isArray(list) || list.length > LIMITS.tenants) return;
+  const valid: TomlTenant[] = [];
+  const index: number[] = [];
+  list.forEach((t, i) => {
+    const scratch: Issue[] = [];
+    const r = tenantSection.parse(t, ['tenants', i], scratch);
+    if (r !== INVALID) {
+      valid.push(r);
+      index.push(i);
+    }
+  });
+  if (valid.length > 1) buildModel({ tenants: valid }, issues, index);
 }
 
 /** Compiles a TOML policy document to the IR (load.ts dispatches `.toml` files here). Throws

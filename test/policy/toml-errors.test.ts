@@ -245,6 +245,16 @@ describe('TOML policy: errors with TOML path and position', () => {
     expect(errs.map((e) => e.split(':').slice(0, 1).join(':'))).toEqual(['3', '10', '17']);
   });
 
+  it('still cross-checks the valid tenants when another tenant has schema errors', () => {
+    const bad = ['[[tenants]]', 'id = "c"', 'net_id = 99999', 'subnets = ["10.3.0.0/24"]', 'gateway = "10.3.0.1"'];
+    const b = [...tenantB];
+    b[2] = 'net_id = 1';
+    expect(errorsOf(lines(...tenantA, ...bad, ...b))).toEqual([
+      '8:10: tenants[1].net_id: 99999 is out of range (expected an integer in 1..4094)',
+      '13:10: tenants[2].net_id: duplicate net_id 1 (also used by tenants[0])',
+    ]);
+  });
+
   it('reports a missing pf_file at the pf_file value', () => {
     expect(errorsOf(lines('pf_file = "does-not-exist.pf.conf"'))).toEqual([
       `1:11: pf_file: cannot read ${process.cwd()}/does-not-exist.pf.conf: ENOENT`,
