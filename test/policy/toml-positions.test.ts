@@ -105,6 +105,14 @@ describe('TOML positions', () => {
     expect(pos.get(['quoted key', 'x'])?.key).toEqual({ line: 5, col: 1 });
   });
 
+  it('handles CRLF line endings', () => {
+    const crlf = TRICKY.replace(/\n/g, '\r\n');
+    checkDocument(crlf);
+    const pos = new TomlPositions(crlf);
+    expect(pos.get(['tenants', 0, 'rules'])?.content).toEqual({ line: 11, col: 1, escaped: false });
+    expect(pos.get(['isolation', 'allowed_ports', 1, 'direction'])?.key).toEqual({ line: 38, col: 83 });
+  });
+
   it('locates a missing path at its nearest recorded ancestor', () => {
     const pos = new TomlPositions(TRICKY);
     expect(pos.locate(['tenants', 0, 'workloads', 1, 'mac'])).toEqual({ line: 23, col: 1 });
