@@ -117,6 +117,26 @@ describe('ReferenceEvaluator: rule walk', () => {
     expect(ev.evaluate(P('in on em0 udp 8.8.8.8:53 > 10.0.0.5:5353')).reason).toBe('default');
   });
 
+  it('translation pools: round-robin over several hosts, (if:0) primary, empty pool drops', () => {
+    const ir = buildIr({
+      '': [
+        { action: 'match', dir: 'out', dstPort: port('=', 1), proto: UDP, natTo: { hosts: [addr('203.0.113.1').host, addr('203.0.113.2').host] } },
+        { action: 'match', dir: 'out', dstPort: port('=', 2), proto: UDP, natTo: { hosts: [{ type: 'dynif', ifname: 'egress', mode: 'primary' }] } },
+        { action: 'match', dir: 'out', dstPort: port('=', 3), proto: UDP, natTo: { hosts: [{ type: 'dynif', ifname: 'nope0', mode: 'address' }] } },
+        { action: 'match', dir: 'in', dstPort: port(':', 8000, 8009), proto: TCP, rdrTo: { hosts: [addr('10.9.0.1').host], port: { lo: 9000, hi: 9009 } } },
+        { action: 'pass', flags: null },
+      ],
+    });
+    const ev = new ReferenceEvaluator(ir, { groups: { egress: ['em0'] }, ifaddrs: { em0: ['198.51.100.7/24', '198.51.100.9/24'] } });
+    const srcs = [1, 2, 3].map((i) => ev.evaluate(P(`out on em0 udp 10.0.0.${i}:5 > 8.8.8.8:1`)).translated?.src);
+    expect(srcs).toEqual(['203.0.113.1', '203.0.113.2', '203.0.113.1']);
+    expect(ev.evaluate(P('out on em0 udp 10.0.0.1:5 > 8.8.8.8:2')).translated?.src).toBe('198.51.100.7');
+    expect(ev.evaluate(P('out on em0 udp 10.0.0.1:5 > 8.8.8.8:3'))).toMatchObject({ verdict: 'block', reason: 'rule', ruleId: 2 });
+    expect(ev.stats().translationFailures).toBe(1);
+    // rdr-to port range: offset from the rule's first port.
+    expect(ev.evaluate(P('in on em0 tcp 1.1.1.1:5 > 2.2.2.2:8004')).translated).toEqual({ src: '1.1.1.1', sport: 5, dst: '10.9.0.1', dport: 9004 });
+  });
+
   it('block return: RST for TCP, ICMP unreachable otherwise; drop gives neither', () => {
     const ir = buildIr({
       '': [
