@@ -202,19 +202,41 @@ export class PfParser {
     while (this.#peek().kind === 'nl') this.#next();
   }
 
-  /** Skips the rest of a bad statement: to the end of its line, and past any brace it opened. */
+  /**
+   * Skips the rest of a bad statement: to the end of its line, past any brace block met while
+   * skipping (the body of a bad anchor). A list the statement left open (`{` consumed before the
+   * error) ends at the next line that starts with a statement keyword, so one missing `}` does
+   * not swallow the rest of the file.
+   */
   #resync(depth0: number, inBody: boolean): void {
+    let skipped = 0;
+    const openLists = this.#depthBraces > depth0;
     for (;;) {
       const t = this.#lx.peek();
-      if (t.kind === 'eof') return;
-      if (t.kind === 'nl' && this.#depthBraces <= depth0) return;
+      if (t.kind === 'eof') break;
+      if (t.kind === 'nl' && skipped <= 0) {
+        if (this.#depthBraces <= depth0) break;
+        if (openLists) {
+          let k = 1;
+          while (this.#lx.peek(k).kind === 'nl') k++;
+          const n = this.#lx.peek(k);
+          if (n.kind === 'word' && STMT_KEYWORDS.has(n.text)) break;
+        }
+      }
       // Inside an anchor body a `}` at our depth closes the body; at top level it is part of the
       // bad statement (already reported), so skip it.
-      if (this.#isP(t, '}') && this.#depthBraces <= depth0 && inBody) return;
+      if (this.#isP(t, '}') && this.#depthBraces <= depth0 && inBody) break;
       this.#lx.next();
-      if (this.#isP(t, '{')) this.#depthBraces++;
-      if (this.#isP(t, '}')) this.#depthBraces--;
+      if (this.#isP(t, '{')) {
+        this.#depthBraces++;
+        skipped++;
+      }
+      if (this.#isP(t, '}')) {
+        this.#depthBraces--;
+        skipped--;
+      }
     }
+    this.#depthBraces = depth0;
   }
 
   // ---- statements ----------------------------------------------------------------------------

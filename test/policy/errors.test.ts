@@ -120,6 +120,17 @@ describe('recovery', () => {
     ]);
   });
 
+  test('a list left open by a bad statement ends at the next statement keyword', () => {
+    expect(diags('pass in on { em0 !!\npass out all\nfrob\n')).toEqual([
+      "t.pf.conf:1:19: expected an interface name, found '!'",
+      "t.pf.conf:3:1: unknown keyword 'frob'",
+    ]);
+    expect(diags('table <t> { 10.0.0.1 /\n10.0.0.2 }\nfrob\n')).toEqual([
+      't.pf.conf:1:23: expected a prefix length, found end of line',
+      "t.pf.conf:3:1: unknown keyword 'frob'",
+    ]);
+  });
+
   test('an error in an anchor head skips its whole body', () => {
     expect(diags('anchor "a" in proto bogus {\n  pass\n  frob\n}\nfrob\n')).toEqual([
       "t.pf.conf:1:21: unknown protocol 'bogus'",
