@@ -79,13 +79,16 @@ function rendered(policy: Ir | NftRendered, target: NftTarget, opts: NftRenderOp
  */
 export function applyNft(policy: Ir | NftRendered, target: NftTarget = {}, opts: NftRenderOptions = {}): NftRendered {
   const r = rendered(policy, target, opts);
-  setReflect(target);
+  setSysctls(target, ['net.ipv4.fwmark_reflect=1', 'net.ipv6.fwmark_reflect=1']);
+  // Workloads of one tenant share a bridge: without br_netfilter's call-iptables their traffic
+  // never reaches the inet hooks, and inter-VM rules would be silently skipped.
+  if (r.bridged) setSysctls(target, ['net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1']);
   runNft(['-j', '-f', '-'], target, JSON.stringify(r.json));
   return r;
 }
 
-function setReflect(target: NftTarget): void {
-  const sysctl = ['sysctl', '-q', '-w', 'net.ipv4.fwmark_reflect=1', 'net.ipv6.fwmark_reflect=1'];
+function setSysctls(target: NftTarget, settings: string[]): void {
+  const sysctl = ['sysctl', '-q', '-w', ...settings];
   const argv = target.netns ? ['ip', 'netns', 'exec', target.netns, ...sysctl] : sysctl;
   const res = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
   if (res.error || res.status !== 0) throw new NftCommandError(argv, res.status ?? null, res.stderr || String(res.error ?? ''));

@@ -101,17 +101,9 @@ export function createStandIns(ir: Ir, gwNs: string): Lab {
   const cl = clusterNet(ir);
   const haveDefault = sh(['ip', '-n', gwNs, '-4', 'route', 'show', 'default']).trim() !== '';
   if (haveDefault) specs[0]!.defaultRoute = false;
-  const lab = Lab.create('ztpr', cl ? [...specs, { name: 'clus', gwIf: CLUSTER_IF, v4: cl, defaultRoute: false }] : specs, { gwNs });
-  try {
-    // The tenants' subnets are reached through the gateway from both stand-ins (their default
-    // route already points there); bridged traffic goes through the inet hooks too, so intra-
-    // tenant isolation is enforced (br_netfilter, per namespace).
-    sh(['ip', 'netns', 'exec', gwNs, 'sysctl', '-q', '-w', 'net.bridge.bridge-nf-call-iptables=1'], { allowFail: true });
-  } catch (e) {
-    lab.destroy();
-    throw e;
-  }
-  return lab;
+  // The tenants' subnets are reached through the gateway from both stand-ins (their default route
+  // points there).
+  return Lab.create('ztpr', cl ? [...specs, { name: 'clus', gwIf: CLUSTER_IF, v4: cl, defaultRoute: false }] : specs, { gwNs });
 }
 
 function bridgeOf(t: Tenant): string {

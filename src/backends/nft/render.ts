@@ -79,6 +79,8 @@ export interface NftRendered {
   counters: Record<string, number>;
   /** Rules the renderer could only approximate (e.g. scrub options): id -> note. */
   notes: { ruleId: number; note: string }[];
+  /** The policy has tenant bridges: intra-bridge traffic must pass the inet hooks (apply.ts). */
+  bridged: boolean;
 }
 
 const rulesetChain = (dir: Direction, idx: number) => `${dir}_rs${idx}`;
@@ -660,7 +662,7 @@ export function renderNft(ir: Ir, opts: NftRenderOptions = {}): NftRendered {
   };
   const ordered = ctx.cmds.map((c, i) => ({ c, i, k: rank(c) })).sort((x, y) => x.k - y.k || x.i - y.i);
   ctx.cmds = ordered.map((o) => o.c);
-  return { json: { nftables: ctx.cmds }, table, counters, notes: ctx.notes };
+  return { json: { nftables: ctx.cmds }, table, counters, notes: ctx.notes, bridged: ir.tenants.length > 0 };
 }
 
 /** NAT chains: they only see a connection's first packet and apply what the filter recorded. */
