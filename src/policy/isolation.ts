@@ -67,15 +67,20 @@ function onIfs(ifs: string[]): string {
   return ifs.length === 1 ? `on ${ifs[0]}` : `on { ${ifs.join(' ')} }`;
 }
 
-/** Units for the main ruleset, in evaluation order, before the document's own global rules. */
-export function generateMainUnits(m: PolicyModel): GeneratedUnit[] {
-  const units: GeneratedUnit[] = [];
-  const emit = (path: PathSeg[], ...lines: string[]): void => {
+/** Collects generated lines; consecutive lines caused by the same key share one unit (one
+ *  position), which keeps the unit count near the number of distinct causes. */
+function unitCollector(units: GeneratedUnit[]): (path: PathSeg[], ...lines: string[]) => void {
+  return (path, ...lines) => {
     const last = units[units.length - 1];
-    // Consecutive lines caused by the same key share one unit (one position).
     if (last && last.path.join('\0') === path.join('\0')) last.text += lines.join('\n') + '\n';
     else units.push({ path, text: lines.join('\n') + '\n' });
   };
+}
+
+/** Units for the main ruleset, in evaluation order, before the document's own global rules. */
+export function generateMainUnits(m: PolicyModel): GeneratedUnit[] {
+  const units: GeneratedUnit[] = [];
+  const emit = unitCollector(units);
 
   if (m.blockPolicy !== undefined) emit(['policy', 'block_policy'], `set block-policy ${m.blockPolicy}`);
   if (m.skip !== undefined && m.skip.length > 0) emit(['policy', 'skip'], `set skip on { ${m.skip.join(' ')} }`);
@@ -90,7 +95,7 @@ export function generateMainUnits(m: PolicyModel): GeneratedUnit[] {
   }
 
   const iso = m.isolation;
-  if (iso) units.push(...isolationUnits(m, iso));
+  if (iso) for (const u of isolationUnits(m, iso)) units.push(u);
   else
     for (const t of m.tenants) if (t.rules !== undefined) units.push(anchorCall(t));
   return units;
@@ -119,11 +124,7 @@ function isolationUnits(m: PolicyModel, iso: IsolationModel): GeneratedUnit[] {
   const sec = iso.section;
   const at = (key: string, ...rest: PathSeg[]): PathSeg[] => [...sec, key, ...rest];
   const units: GeneratedUnit[] = [];
-  const emit = (path: PathSeg[], ...lines: string[]): void => {
-    const last = units[units.length - 1];
-    if (last && last.path.join('\0') === path.join('\0')) last.text += lines.join('\n') + '\n';
-    else units.push({ path, text: lines.join('\n') + '\n' });
-  };
+  const emit = unitCollector(units);
   if (m.tenants.length === 0) {
     // Nothing to isolate; the host still gets default deny and its way out.
     emit(at('enabled'), 'block all');
