@@ -117,9 +117,15 @@ describe('round trip', () => {
     if (r.scrub && r.action === 'match') w.push(r.scrub);
     return w.join(' ');
   });
-  const anchorBlock = fc.tuple(fc.constantFrom('a', 'b', 'c'), fc.array(rule, { maxLength: 3 }), fc.boolean())
-    .map(([n, rs, q]) => `anchor "${n}"${q ? ' quick' : ''} {\n${rs.map((r) => `  ${r}\n`).join('')}}`);
-  const policy = fc.array(fc.oneof({ weight: 4, arbitrary: rule }, { weight: 1, arbitrary: anchorBlock }, { weight: 1, arbitrary: fc.constantFrom('anchor "a/*"', 'anchor "ext"') }), { maxLength: 8 })
+  const icmpRule = fc.tuple(fc.constantFrom('pass', 'block', 'match'), fc.constantFrom('in', 'out'), fc.boolean(),
+    fc.constantFrom('echoreq', '{ echoreq unreach }', '3 code 1', 'timex'))
+    .map(([a, d, v6, t]) => (v6 ? `${a} ${d} inet6 proto icmp6 icmp6-type ${t === '3 code 1' ? '1 code 4' : t.replace('unreach', 'toobig')}` : `${a} ${d} proto icmp icmp-type ${t}`));
+  const inner = fc.oneof({ weight: 4, arbitrary: rule }, { weight: 1, arbitrary: icmpRule });
+  const nested = fc.tuple(fc.constantFrom('x', 'y'), fc.array(inner, { maxLength: 2 }))
+    .map(([n, rs]) => `anchor "${n}" in {\n${rs.map((r) => `    ${r}\n`).join('')}  }`);
+  const anchorBlock = fc.tuple(fc.constantFrom('a', 'b', 'c'), fc.array(fc.oneof({ weight: 3, arbitrary: inner }, { weight: 1, arbitrary: nested }, { weight: 1, arbitrary: fc.constantFrom('anchor "*"', 'anchor "/c"', 'anchor "x"') }), { maxLength: 3 }), fc.boolean(), fc.constantFrom('', ' out'), fc.constantFrom('', ' on em0', ' inet proto tcp'))
+    .map(([n, rs, q, dir, crit]) => `anchor "${n}"${dir}${q ? ' quick' : ''}${crit} {\n${rs.map((r) => `  ${r}\n`).join('')}}`);
+  const policy = fc.array(fc.oneof({ weight: 4, arbitrary: inner }, { weight: 1, arbitrary: anchorBlock }, { weight: 1, arbitrary: fc.constantFrom('anchor "a/*"', 'anchor "ext"') }), { maxLength: 8 })
     .chain((stmts) => fc.constantFrom('drop', 'return').map((bp) => `set block-policy ${bp}\ntable <tbl> persist { 10.0.0.0/8 !10.1.0.0/16 fd00::/8 }\n${stmts.join('\n')}\n`));
 
   test('random policies', () => {
@@ -139,6 +145,15 @@ describe('round trip', () => {
         compiled++;
         const again = roundTrip(ir);
         expect(shape(again)).toEqual(shape(ir));
+        // Each written statement's canonical text compiles to the same expanded rules.
+        const header = `set block-policy ${ir.options.blockPolicy}\ntable <tbl> { 10.0.0.0/8 }\n`;
+        for (const [i, o] of ir.origins.entries()) {
+          const mine = ir.rules.filter((r) => r.origin === i);
+          if (o.ruleset !== '' || mine[0]!.action === 'anchor') continue;
+          const alone = compilePf({ units: [{ file: 'o', text: header + o.text, ruleset: '' }] });
+          const strip = (rs: Ir['rules']) => rs.map(({ id: _i, origin: _o, pos: _p, nr: _n, ...rest }) => rest);
+          expect(strip(alone.rules)).toEqual(strip(mine));
+        }
       }),
       { seed, numRuns: 300 },
     );
