@@ -738,7 +738,6 @@ export class ReferenceEvaluator {
         anchorRule: ctx.decisionAnchor,
         matchRules: [...ctx.matchRules],
         counterRefs,
-        ruleCounters: L.counters[r.id]!,
         generation: L.generation,
       },
       now,

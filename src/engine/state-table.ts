@@ -117,7 +117,6 @@ export interface State {
   /** Counter objects of the rule, anchor rule and match rules of the ruleset generation that
    *  created the state: after a reload they keep counting there, as pf's states keep their rule. */
   counterRefs: RuleCounters[];
-  ruleCounters: RuleCounters;
   generation: number;
   /** [creator side, responder side]: TCPS_* for TCP, PEER_* otherwise. */
   peers: [number, number];
@@ -304,8 +303,11 @@ export class StateTable {
     push(this.#wire, st.wireId, st);
     push(this.#stack, st.stackId, st);
     this.#all.set(st.id, st);
-    st.ruleCounters.states++;
-    st.ruleCounters.statesTotal++;
+    // pf_create_state counts the state on its rule, its anchor rule and its match rules alike.
+    for (const c of st.counterRefs) {
+      c.states++;
+      c.statesTotal++;
+    }
     return st;
   }
 
@@ -313,7 +315,7 @@ export class StateTable {
     if (!this.#all.delete(st.id)) return;
     pull(this.#wire, st.wireId, st);
     pull(this.#stack, st.stackId, st);
-    st.ruleCounters.states--;
+    for (const c of st.counterRefs) c.states--;
   }
 
   /** Advances the per-peer states for one packet that matched `st` (pf_tcp_track_full without the

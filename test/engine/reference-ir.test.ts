@@ -344,8 +344,8 @@ describe('ReferenceEvaluator: states', () => {
     ev.evaluate({ ...P('in on em0 udp 10.0.0.1:1 > 10.0.0.2:53'), length: 100 });
     ev.evaluate({ ...P('out on em0 udp 10.0.0.2:53 > 10.0.0.1:1'), length: 200 });
     const c = ev.counters();
-    for (const id of [0, 1, 2]) expect(c[id], `rule ${id}`).toMatchObject({ packets: [1, 1], bytes: [100, 200] });
-    expect(c[2]).toMatchObject({ states: 1, statesTotal: 1, evaluations: 1, matches: 1 });
+    for (const id of [0, 1, 2]) expect(c[id], `rule ${id}`).toMatchObject({ packets: [1, 1], bytes: [100, 200], states: 1, statesTotal: 1 });
+    expect(c[2]).toMatchObject({ evaluations: 1, matches: 1 });
   });
 
   it('stateless decisions count on the rule and anchor rule, not on match rules', () => {
