@@ -136,9 +136,13 @@ describe('CLI', () => {
       expect(re.code, `round ${round} (delay ${delay.toFixed(0)} ms): ${re.stderr}`).toBe(0);
       const v = cli(['verify', big, '--netns', ns, '--deep']);
       expect(v.code, `round ${round}: ${v.stdout}`).toBe(0);
-      expect(cli(['apply', big, '--netns', ns, '--sandbox']).stdout).toMatch(/^no changes/);
+      const again = cli(['apply', big, '--netns', ns, '--sandbox']);
+      expect(again.stdout, `round ${round}: ${again.stderr}`).toMatch(/^no changes/);
       // Half of the rounds start from scratch, the other half from a converged state.
-      if (round % 2 === 0) expect(cli(['down', big, '--netns', ns]).code).toBe(0);
+      if (round % 2 === 0) {
+        const d = cli(['down', big, '--netns', ns]);
+        expect(d.code, `round ${round} down: ${d.stderr}`).toBe(0);
+      }
     }
     expect(cli(['down', big, '--netns', ns]).code).toBe(0);
     expect([...ipLinks(ns).keys()]).toEqual(['lo']);
