@@ -45,6 +45,9 @@ export interface PlanStep {
   what: string;
   /** IR rule this step loads (DIOCADDRULE only). */
   irId?: number;
+  /** Staged by the kernel outside the ruleset transaction (interface flags, status interface):
+   *  DIOCXROLLBACK does not undo it, so a dry run must not send it. */
+  outsideTransaction?: boolean;
 }
 
 export type PlanScope = { kind: 'full' } | { kind: 'tenant'; anchor: string };
@@ -162,12 +165,18 @@ export function planLoad(ir: Ir, opts: PlanOptions): PfPlan {
   // Staged options apply at commit with the rulesets; only a full load owns them.
   if (scope.kind === 'full') {
     const skip = PF.iflag.skip;
-    steps.push(step(release, 'DIOCCLRIFFLAG', encodeIface(release, '', skip), 'clear `set skip` on all interfaces'));
+    const outside = { outsideTransaction: true };
+    steps.push(step(release, 'DIOCCLRIFFLAG', encodeIface(release, '', skip), 'clear `set skip` on all interfaces', outside));
     for (const i of ir.options.skip) {
-      steps.push(step(release, 'DIOCSETIFFLAG', encodeIface(release, i, skip), `set skip on ${i}`));
+      steps.push(step(release, 'DIOCSETIFFLAG', encodeIface(release, i, skip), `set skip on ${i}`, outside));
     }
-    steps.push(step(release, 'DIOCSETSTATUSIF', encodeIface(release, ir.options.loginterface ?? ''),
-      `set loginterface ${ir.options.loginterface ?? 'none'}`));
+    // Only a named interface is staged: pf_ioctl.c clears the status interface at once for an
+    // empty name, outside the transaction (so even a dry run or a rollback would change it).
+    // pfctl sends nothing for `none` either; the previous status interface then stays.
+    if (ir.options.loginterface) {
+      steps.push(step(release, 'DIOCSETSTATUSIF', encodeIface(release, ir.options.loginterface),
+        `set loginterface ${ir.options.loginterface}`, outside));
+    }
   }
 
   // pflog records only the anchor's own name (last path component), truncated to 15 bytes.
@@ -228,7 +237,10 @@ function run(device: IoctlDevice, s: PlanStep): void {
 /**
  * Runs a plan. On any failure after DIOCXBEGIN the same element array is rolled back, so the
  * kernel's inactive rulesets are released and the running policy is untouched; the original
- * error is rethrown. `dryRun` = validate everything in the kernel, then roll back.
+ * error is rethrown. `dryRun` = validate the rulesets and tables in the kernel, then roll back.
+ * A dry run leaves out the steps staged outside the transaction (interface skip flags, status
+ * interface): pf keeps those staged values across DIOCXROLLBACK and applies them at the next
+ * commit, whoever makes it, so sending them would break "a dry run changes nothing".
  */
 export function executePlan(plan: PfPlan, device: IoctlDevice, opts: { dryRun?: boolean } = {}): ExecuteResult {
   const { release } = plan;
@@ -238,6 +250,7 @@ export function executePlan(plan: PfPlan, device: IoctlDevice, opts: { dryRun?: 
   let n = 0;
   try {
     for (const s of plan.steps) {
+      if (opts.dryRun && s.outsideTransaction) continue;
       if (s.ticket) s.arg.writeUInt32LE(tickets[s.ticket.element]!, s.ticket.argOffset);
       run(device, s);
       n++;

@@ -278,7 +278,10 @@ export class SimulatedPfDevice implements IoctlDevice {
         return;
       }
       case 'DIOCSETSTATUSIF': {
-        this.#stagedStatusIf = new StructView(S.pfioc_iface, arg).string('pfiio_name');
+        const nm = new StructView(S.pfioc_iface, arg).string('pfiio_name');
+        // As pf_ioctl.c: an empty name clears the status interface at once, unstaged.
+        if (nm === '') this.statusIf = '';
+        else this.#stagedStatusIf = nm;
         return;
       }
       case 'DIOCSETIFFLAG':
@@ -412,8 +415,8 @@ export class SimulatedPfDevice implements IoctlDevice {
         ts.ticket = null;
       }
     }
-    this.#stagedStatusIf = null;
-    this.#stagedSkip = null;
+    // Like pf: a rollback releases rulesets and tables only; staged interface flags and the
+    // staged status interface survive and are applied by the next commit.
   }
 
   /** The checks pf_rule_copyin / pf_addr_setup would fail with EINVAL (and a few of pfctl's). */

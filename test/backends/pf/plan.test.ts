@@ -104,6 +104,16 @@ describe('planLoad', () => {
     expect(() => planLoad(tooLong, { release: R })).toThrow(BackendError);
   });
 
+  it('stages DIOCSETSTATUSIF only for a named interface (an empty name acts at once in pf)', () => {
+    const none = planLoad(policy({ '': [{ action: 'pass' }] }), { release: R });
+    expect(none.steps.map((s) => s.ioctl)).toEqual(['DIOCADDRULE', 'DIOCCLRIFFLAG']);
+    const dev = new SimulatedPfDevice(R);
+    executePlan(planLoad(policy({ '': [] }, { loginterface: 'em0' }), { release: R }), dev);
+    expect(dev.statusIf).toBe('em0');
+    executePlan(none, dev, { dryRun: true });
+    expect(dev.statusIf).toBe('em0');
+  });
+
   it('a tenant-only plan touches only that tenant\'s anchors and no global options', () => {
     const plan = planLoad(seedIr(), { release: R, scope: { kind: 'tenant', anchor: 'tenant1' } });
     expect(plan.elements).toEqual([{ type: 'ruleset', anchor: 'tenant1' }, { type: 'table', anchor: 'tenant1' }]);
@@ -133,17 +143,19 @@ describe('executePlan on the simulated kernel', () => {
     expect(dev.names().at(-1)).toBe('DIOCXCOMMIT');
   });
 
-  it('dry run: the kernel sees everything, then ROLLBACK; nothing changes', () => {
+  it('dry run: the kernel sees every rule and table, then ROLLBACK; nothing changes', () => {
     const dev = new SimulatedPfDevice(R);
     const res = executePlan(planLoad(seedIr(), { release: R }), dev, { dryRun: true });
     expect(res.committed).toBe(false);
-    expect(dev.names()).toContain('DIOCADDRULE');
-    expect(dev.names()).not.toContain('DIOCXCOMMIT');
-    expect(dev.names().at(-1)).toBe('DIOCXROLLBACK');
+    expect(dev.names()).toEqual(['DIOCXBEGIN', 'DIOCRINADEFINE', ...Array(9).fill('DIOCADDRULE'), 'DIOCXROLLBACK']);
     expect(dev.rulesets.get('')!.active).toHaveLength(0);
     expect(dev.rulesets.get('')!.inactive).toBeNull();
     expect(dev.statusIf).toBe('');
     expect(dev.skip.size).toBe(0);
+    // pf keeps staged interface options across a rollback: had the dry run sent them, the next
+    // commit by anyone (here a tenant-only load, which stages none) would have applied them.
+    executePlan(planLoad(seedIr(), { release: R, scope: { kind: 'tenant', anchor: 'tenant1' } }), dev);
+    expect([dev.statusIf, dev.skip.size]).toEqual(['', 0]);
   });
 
   it('EINVAL on a rule rolls back with the same array and reports the request', () => {
