@@ -149,6 +149,17 @@ function isolationUnits(m: PolicyModel, iso: IsolationModel): GeneratedUnit[] {
   // (and would otherwise pass as intra-tenant traffic on the way out to the bridge).
   emit(sec, `block in quick on ! ${G} from ${all}`);
 
+  // IPv6 neighbour discovery on the tenant links is link-local (never forwarded) and must get
+  // past both the default deny and the anti-spoofing below (it uses fe80::/10 and :: sources).
+  // VMs may solicit and advertise neighbours and solicit routers, never advertise routes.
+  if (m.tenants.some((t) => t.subnets.some((p) => p.af === 'inet6'))) {
+    emit(
+      sec,
+      `pass in quick on ${G} inet6 proto icmp6 all icmp6-type { routersol neighbrsol neighbradv } no state`,
+      `pass out quick on ${G} inet6 proto icmp6 all icmp6-type { routeradv neighbrsol neighbradv } no state`,
+    );
+  }
+
   // From the tenants (in on their bridges). Anti-spoofing comes first and per tenant; after it,
   // a packet entering tenant T's bridge has a source in T, so the rules below can name all
   // tenants at once (interface group, <ztb_tenants>) and stay independent of the tenant count.

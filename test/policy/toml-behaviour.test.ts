@@ -245,6 +245,11 @@ gateway = "fd00:7::1"
     expect(run(ev(), 'in on ztbr7 tcp [fd00:7::10]:40000 > [fd00:6::1]:22')).toMatchObject({ verdict: 'block' });
     expect(run(ev(), 'in on ztbr7 udp [fd00:7::10]:40000 > [fd00:6::1]:53')).toMatchObject({ verdict: 'pass' });
     expect(run(ev(), 'in on ztbr7 tcp [fd00:6::10]:40000 > [2001:db8::1]:443')).toMatchObject({ verdict: 'block', line: 15 });
+    // Neighbour discovery gets through on tenant links; VMs may not advertise routes.
+    expect(run(ev(), 'in on ztbr7 icmp6 fe80::5 > ff02::1:ff00:1 icmp-type 135')).toMatchObject({ verdict: 'pass', line: 2 });
+    expect(run(ev(), 'in on ztbr7 icmp6 :: > ff02::1:ff00:1 icmp-type 135')).toMatchObject({ verdict: 'pass' });
+    expect(run(ev(), 'out on ztbr7 icmp6 fe80::1 > ff02::1 icmp-type 134')).toMatchObject({ verdict: 'pass' });
+    expect(run(ev(), 'in on ztbr7 icmp6 fe80::5 > ff02::1 icmp-type 134')).toMatchObject({ verdict: 'block' });
     // Both subnets of a multi-subnet tenant are its own: routed between them, it passes.
     expect(run(ev(), 'in on ztbr6 tcp 10.6.0.10:40000 > 10.6.0.11:22')).toMatchObject({ verdict: 'pass' });
   });

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipPrivileged } from '../helpers/privileged.js';
-import { applyNft, readHostAddressing } from '../../src/backends/nft/apply.js';
+import { applyNft, checkNft, readHostAddressing } from '../../src/backends/nft/apply.js';
 import { Lab, connectProbes, sh, startServer } from '../../src/backends/nft/lab.js';
 import { compileTomlPolicy } from '../../src/policy/toml.js';
 
@@ -90,5 +90,27 @@ describe('two-tenant example enforced by nftables, real connections', () => {
         { proto: 'tcp', dst: '10.10.10.10', port: 443 },
       ]),
     ).toEqual([true, true]);
+  });
+});
+
+describe('nftables accepts every generated isolation shape', () => {
+  it('Blixard example and a dual-stack document with NDP, inbound ports and inter-VM isolation (nft -c)', () => {
+    if (skip) return;
+    const dual = [
+      '[isolation]',
+      'inter_vm_isolation = true',
+      'host_services_blocked = false',
+      'allowed_ports = [{ protocol = "tcp", port = 22, direction = "inbound" }, { protocol = "udp", port = 123, direction = "both" }]',
+      '[[tenants]]',
+      'id = "dual"',
+      'net_id = 7',
+      'subnets = ["10.7.0.0/24", "fd00:7::/64"]',
+      'gateways = ["10.7.0.1", "fd00:7::1"]',
+      "rules = 'pass in on ztbr7 proto tcp to port 443'",
+    ].join('\n');
+    const blixard = 'examples/blixard-isolation.toml';
+    for (const ir of [compileTomlPolicy(dual, 'dual.toml'), compileTomlPolicy(readFileSync(join(root, blixard), 'utf8'), blixard)]) {
+      expect(() => checkNft(ir, { netns: lab.gw }, { ifaddrs: { ztbr7: ['10.7.0.1/24', 'fd00:7::1/64'] }, groups: { egress: ['up0'] } })).not.toThrow();
+    }
   });
 });
