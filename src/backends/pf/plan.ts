@@ -383,7 +383,8 @@ export function formatPlan(plan: PfPlan): string {
   lines.push(`${plan.begin.ioctl} ${hex(plan.begin.request)}  ${plan.elements.map((e) => `${e.type}:"${e.anchor}"`).join(' ')}`);
   for (const s of plan.steps) {
     const t = s.ticket ? `  [ticket of element ${s.ticket.element}]` : '';
-    lines.push(`${s.ioctl} ${hex(s.request)}  ${s.what}${t}`);
+    const o = s.outsideTransaction ? '  [staged outside the transaction: not sent by a dry run]' : '';
+    lines.push(`${s.ioctl} ${hex(s.request)}  ${s.what}${t}${o}`);
   }
   lines.push(`${plan.commit.ioctl} ${hex(plan.commit.request)}  (on error: ${plan.rollback.ioctl} ${hex(plan.rollback.request)})`);
   return `${lines.join('\n')}\n`;

@@ -28,7 +28,7 @@ describe('applyPf', () => {
     const r = await applyPf(ir(), { platform: 'linux', dryRun: true });
     expect([r.ranOn, r.committed, r.release]).toEqual(['simulator', false, 'pfvar-1.543']);
     expect(r.planText).toMatch(/^# pf transaction \(OpenBSD 7\.7-era/);
-    expect(r.planText).toContain('DIOCSETSTATUSIF 0xC0284414  set loginterface vether0');
+    expect(r.planText).toContain('DIOCSETSTATUSIF 0xC0284414  set loginterface vether0  [staged outside the transaction: not sent by a dry run]');
     expect(r.planText.trimEnd().split('\n').at(-1)).toBe('DIOCXCOMMIT 0xC0104452  (on error: DIOCXROLLBACK 0xC0104453)');
   });
 
