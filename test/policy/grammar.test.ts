@@ -325,6 +325,11 @@ describe('caps', () => {
     expect(diags(text)).toEqual(['t.pf.conf:1:1: policy expands to more than 100000 rules']);
   });
 
+  test('more than 1,000 tables are rejected', () => {
+    const text = Array.from({ length: 1001 }, (_, i) => `table <t${i}> persist`).join('\n') + '\n';
+    expect(diags(text)).toEqual(['t.pf.conf:1001:1: too many tables (max 1000)']);
+  });
+
   test('input larger than 1 MiB is rejected', () => {
     expect(diags('#'.repeat((1 << 20) + 1))).toEqual(['t.pf.conf:1:1: policy input larger than 1048576 bytes']);
   });
