@@ -219,7 +219,7 @@ std::optional<Classifier::Group> build_group(int n_dims, const std::vector<const
   g.n_chunks = (n + 255) / 256;
   g.n_agg = (g.n_chunks + 63) / 64;
   g.leaf_off = (g.n_agg + 3) / 4 * 4;
-  g.stride = g.leaf_off + 4 * g.n_chunks;
+  g.stride = (g.leaf_off + 4 * g.n_chunks + 7) / 8 * 8;
   const size_t stride = g.stride;
   size_t bytes = 0;
 
@@ -270,7 +270,7 @@ std::optional<Classifier::Group> build_group(int n_dims, const std::vector<const
       auto range = seen.equal_range(hash);
       for (auto it = range.first; it != range.second; ++it) {
         if (std::memcmp(dim.bits.data() + size_t{it->second} * stride + g.leaf_off,
-                        cur.data() + g.leaf_off, (stride - g.leaf_off) * 8) == 0) {
+                        cur.data() + g.leaf_off, size_t{g.n_chunks} * 32) == 0) {
           cls = it->second;
           break;
         }
@@ -501,7 +501,7 @@ Status Classifier::check_invariants() const {
     if (g.n_rules == 0) return fail(gs + "empty");
     next += g.n_rules;
     if (g.n_chunks != (g.n_rules + 255) / 256 || g.n_agg != (g.n_chunks + 63) / 64 || g.leaf_off < g.n_agg ||
-        g.leaf_off % 4 != 0 || g.stride != g.leaf_off + 4 * g.n_chunks) {
+        g.leaf_off % 4 != 0 || g.stride != (g.leaf_off + 4 * g.n_chunks + 7) / 8 * 8) {
       return fail(gs + "bad geometry");
     }
     if (g.dims.empty()) return fail(gs + "no dimension");

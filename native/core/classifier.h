@@ -59,6 +59,7 @@
 #pragma once
 
 #include <bit>
+#include <new>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -69,6 +70,20 @@
 #include "core/status.h"
 
 namespace ztb {
+
+// Cache-line aligned storage for the class bit vectors: with strides padded to 8 words, a class's
+// aggregate word and its first leaf chunk share one line and no chunk straddles two.
+template <class T>
+struct CacheAligned {
+  using value_type = T;
+  CacheAligned() = default;
+  template <class U>
+  CacheAligned(const CacheAligned<U>&) {}  // NOLINT: allocator rebinding
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
+  template <class U>
+  bool operator==(const CacheAligned<U>&) const { return true; }
+};
 
 enum class SimdLevel { kAuto, kScalar, kAvx2 };
 
@@ -138,7 +153,7 @@ class Classifier {
     std::vector<uint32_t> trie;
     std::vector<uint32_t> bounds;  // interval starts
     std::vector<uint32_t> iv_class;
-    std::vector<uint64_t> bits;    // n_classes * stride words
+    std::vector<uint64_t, CacheAligned<uint64_t>> bits;  // n_classes * stride words
     uint32_t n_classes = 0;
 
     static constexpr uint32_t kTagChild = 1u << 30;
@@ -169,7 +184,7 @@ class Classifier {
     uint32_t n_chunks = 0;   // 256-bit leaf chunks
     uint32_t n_agg = 0;      // aggregate words: ceil(n_chunks / 64)
     uint32_t leaf_off = 0;   // n_agg rounded up to 4 words, so leaf chunks stay 32-byte aligned
-    uint32_t stride = 0;     // words per class: leaf_off + 4 * n_chunks
+    uint32_t stride = 0;     // words per class: leaf_off + 4 * n_chunks, rounded up to 8
     std::vector<Dim> dims;   // active dimensions only (at least one)
   };
 
