@@ -49,6 +49,14 @@ export interface EncodedRule {
   autoTables: AutoTable[];
 }
 
+/** An anchor root must be a plain pf anchor path (no "_" names: pf reserves them). */
+export function checkAnchorRoot(root: string): void {
+  if (root === '') return;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*(\/[A-Za-z0-9][A-Za-z0-9_.-]*)*$/.test(root) || Buffer.byteLength(root) > 255) {
+    throw new BackendError(`anchor root "${root}" is not a valid pf anchor path`, 'ERR_ZTB_PF_ENCODE');
+  }
+}
+
 /** Kernel anchor of an IR ruleset: the main ruleset stays main; anchors move under the root. */
 export function kernelPath(irPath: string, anchorRoot = ''): string {
   if (irPath === '') return '';

@@ -12,7 +12,7 @@ import type { Ir } from '../../policy/ir.js';
 import { StructView } from './abi/layout.js';
 import { PATH_MAX, PF, type IoctlName, type PfRelease } from './abi/releases.js';
 import { decodeRule, type DecodedRule } from './decode.js';
-import { encodeIr, encodePfiocRule, kernelPath, orderedPaths, type EncodeOptions, type KernelRule } from './encode.js';
+import { checkAnchorRoot, encodeIr, encodePfiocRule, kernelPath, orderedPaths, type EncodeOptions, type KernelRule } from './encode.js';
 import { BackendError, PfIoctlError } from './errors.js';
 import {
   decodeRuleCounters,
@@ -96,6 +96,7 @@ export function planLoad(ir: Ir, opts: PlanOptions): PfPlan {
   const { release } = opts;
   const scope = opts.scope ?? { kind: 'full' };
   const root = opts.anchorRoot ?? '';
+  checkAnchorRoot(root);
   const paths = scopePaths(ir, scope);
   if (paths.length > PLAN_LIMITS.anchors) {
     throw new BackendError(`${paths.length} rulesets exceed the limit of ${PLAN_LIMITS.anchors}`, 'ERR_ZTB_PF_PLAN');

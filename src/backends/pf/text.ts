@@ -8,7 +8,7 @@
 // before the main ruleset, so nothing calls an anchor that is not loaded yet.
 import type { Ir, IrRule } from '../../policy/ir.js';
 import { renderAnchor, renderPfConf } from '../../policy/render.js';
-import { kernelPath, orderedPaths } from './encode.js';
+import { checkAnchorRoot, kernelPath, orderedPaths } from './encode.js';
 import { BackendError } from './errors.js';
 import type { PlanScope } from './plan.js';
 
@@ -41,12 +41,6 @@ export interface PfTextOptions {
   pfctl?: string;
 }
 
-function checkRoot(root: string): void {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*(\/[A-Za-z0-9][A-Za-z0-9_.-]*)*$/.test(root)) {
-    throw new BackendError(`anchor root "${root}" is not a valid pf anchor path`, 'ERR_ZTB_PF_TEXT');
-  }
-}
-
 function mapCallName(name: string, root: string): string {
   const wildcard = name.endsWith('/*');
   const base = wildcard ? name.slice(0, -2) : name;
@@ -56,7 +50,7 @@ function mapCallName(name: string, root: string): string {
 /** A copy of the IR with every ruleset path below main moved under `root`. */
 export function reRoot(ir: Ir, root: string): Ir {
   if (root === '') return ir;
-  checkRoot(root);
+  checkAnchorRoot(root);
   const p = (x: string): string => (x === '' ? '' : kernelPath(x, root));
   const rules: IrRule[] = ir.rules.map((r) => ({
     ...r,

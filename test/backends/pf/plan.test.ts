@@ -102,6 +102,8 @@ describe('planLoad', () => {
     const deep = 'a'.repeat(1030);
     const tooLong = policy({ '': [{ action: 'anchor', call: { name: deep, wildcard: false, targets: [deep] } }], [deep]: [{ action: 'pass' }] });
     expect(() => planLoad(tooLong, { release: R })).toThrow(BackendError);
+    expect(() => planLoad(seedIr(), { release: R, anchorRoot: '_pf' })).toThrow(/anchor root "_pf" is not a valid pf anchor path/);
+    expect(() => planLoad(seedIr(), { release: R, anchorRoot: 'a//b' })).toThrow(BackendError);
   });
 
   it('stages DIOCSETSTATUSIF only for a named interface (an empty name acts at once in pf)', () => {
