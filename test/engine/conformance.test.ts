@@ -137,3 +137,25 @@ describe('pf-semantics: states by direction (a forwarded copy needs its own rule
     expect(h.run('in on em0 tcp 192.0.2.1:80 > 10.0.0.1:1000 flags A')).toMatchObject({ verdict: 'block', reason: 'rule' });
   });
 });
+
+describe('inet6 and interface groups through pf text', () => {
+  it('inet6 rules, tables mixing families, and states keyed on canonical IPv6', () => {
+    const h = harness('table <v6ok> { 2001:db8::/32 !2001:db8:bad::/48 10.0.0.0/8 }\nblock all\npass in inet6 proto tcp from <v6ok> to port 443\npass in inet proto tcp from <v6ok> to port 443\n');
+    expect(h.run('in on em0 tcp [2001:db8::5]:1000 > [2001:db8::1]:443')).toMatchObject({ verdict: 'pass', ruleId: 1, stateCreated: true });
+    expect(h.run('in on em0 tcp [2001:db8:bad::5]:1000 > [2001:db8::1]:443')).toMatchObject({ verdict: 'block', ruleId: 0 });
+    expect(h.run('in on em0 tcp 10.1.1.1:1000 > 10.0.0.1:443')).toMatchObject({ verdict: 'pass', ruleId: 2 });
+    // The reply, written in a non-canonical spelling, still finds the state.
+    expect(h.run('out on em0 tcp [2001:DB8:0::1]:443 > [2001:db8:0:0:0:0:0:5]:1000 flags SA')).toMatchObject({ reason: 'state', ruleId: 1 });
+  });
+
+  it('egress as a group on rules and in set skip', () => {
+    const ir = compile('set skip on tenants\nblock all\npass out on egress proto udp\n');
+    const ev = new ReferenceEvaluator(ir, { groups: { egress: ['em1'], tenants: ['tn1', 'tn2'] } });
+    const P = (l: string) => ev.evaluate(parsePacketLine(l));
+    expect(P('out on em1 udp 10.0.0.1:1 > 8.8.8.8:53')).toMatchObject({ verdict: 'pass', ruleId: 1 });
+    expect(P('out on em0 udp 10.0.0.1:3 > 8.8.8.8:53')).toMatchObject({ verdict: 'block', ruleId: 0 });
+    expect(P('in on tn2 udp 10.0.0.1:1 > 8.8.8.8:53')).toMatchObject({ verdict: 'pass', reason: 'skip' });
+    // A group named like an interface: egress itself is also a member of the group "egress".
+    expect(P('out on egress udp 10.0.0.1:2 > 8.8.8.8:53')).toMatchObject({ verdict: 'pass', ruleId: 1 });
+  });
+});
