@@ -26,7 +26,7 @@ afterAll(async () => {
 
 async function reach(rules: Record<string, RuleSpec[]>, probes: { proto: 'tcp' | 'udp' | 'icmp'; dst?: string }[]) {
   applyNft(buildIr(rules), { netns: lab.gw });
-  const res = await connectProbes(lab.ep('a').ns, probes.map((p) => ({ proto: p.proto, dst: p.dst ?? lab.ep('b').addr4, port: 8000 })), 1.5);
+  const res = await connectProbes(lab.ep('a').ns, probes.map((p) => ({ proto: p.proto, dst: p.dst ?? lab.ep('b').addr4, port: 8000 })), 3);
   return res;
 }
 
