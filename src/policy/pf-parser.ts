@@ -365,8 +365,7 @@ export class PfParser {
 
   #parseTable(): TableAst {
     const kw = this.#next();
-    const lt = this.#expectP('<', "before the table name");
-    void lt;
+    this.#expectP('<', 'before the table name');
     const name = this.#expectWord('a table name');
     this.#expectP('>', 'after the table name');
     let persist = false;
@@ -838,9 +837,7 @@ export class PfParser {
 
   #parseScrubOpts(needParen: boolean): ScrubOptions {
     const s: ScrubOptions = {};
-    const open = this.#peek();
-    const paren = needParen ? !!this.#expectP('(', "after scrub") : !!this.#acceptP('(');
-    void open;
+    const paren = needParen ? !!this.#expectP('(', 'after scrub') : !!this.#acceptP('(');
     for (;;) {
       this.#acceptP(',');
       const t = this.#peek();
