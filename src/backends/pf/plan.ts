@@ -300,6 +300,14 @@ export function readAnchorCounters(
     }
     const ticket = head.u32('ticket');
     const nr = head.u32('nr');
+    if (nr > PLAN_LIMITS.rules) {
+      try {
+        device.ioctl(release.ioctls.DIOCXEND.request, encodeU32(release, ticket));
+      } catch {
+        // reported below
+      }
+      throw new BackendError(`anchor "${anchor}" reports ${nr} rules, more than the ${PLAN_LIMITS.rules} we read`, 'ERR_ZTB_PF_COUNTERS');
+    }
     const counters: RuleCounters[] = [];
     const rules: DecodedRule[] = [];
     let busy = false;
