@@ -107,6 +107,19 @@ export class Lab {
     return ep;
   }
 
+  /**
+   * Pins the IPv6 neighbours of every link (gateway <-> endpoint) so no neighbour discovery is
+   * needed: a random policy may well block ICMPv6, as pf would.
+   */
+  pinNeighbours(): void {
+    const mac = (ns: string, dev: string) => (JSON.parse(sh(['ip', '-j', '-n', ns, 'link', 'show', dev])) as { address: string }[])[0]!.address;
+    for (const ep of this.endpoints.values()) {
+      if (!ep.addr6 || !ep.gw6) continue;
+      sh(['ip', '-n', this.gw, '-6', 'neigh', 'replace', ep.addr6, 'lladdr', mac(ep.ns, 'eth0'), 'dev', ep.gwIf, 'nud', 'permanent']);
+      sh(['ip', '-n', ep.ns, '-6', 'neigh', 'replace', ep.gw6, 'lladdr', mac(this.gw, ep.gwIf), 'dev', 'eth0', 'nud', 'permanent']);
+    }
+  }
+
   ep(name: string): LabEndpoint {
     const e = this.endpoints.get(name);
     if (!e) throw new Error(`no lab endpoint ${name}`);

@@ -1,5 +1,5 @@
 // nftables backend: differential test against the reference evaluator. Random policies (the kernel
-// subset: no nat-to/rdr-to, IPv4 — see docs/nft.md) are loaded into a gateway namespace whose
+// subset: no nat-to/rdr-to — see docs/nft.md; IPv4 and IPv6) are loaded into a gateway namespace whose
 // interfaces carry the policy's names; random packets are crafted and sent for real, each one
 // entering on its interface (from that interface's endpoint) or leaving on it (entering on a
 // feeder link policy-routed to it). The observed delivery must equal the reference evaluator's
@@ -26,15 +26,18 @@ const senders = new Map<string, Sender>();
 beforeAll(async () => {
   if (skip) return;
   const specs = IFACES.flatMap((ifname, k) => [
-    { name: `e${k}`, gwIf: ifname, v4: `100.64.${k + 1}.0/24` },
-    { name: `f${k}`, gwIf: `f${ifname}`, v4: `100.65.${k + 1}.0/24` },
+    { name: `e${k}`, gwIf: ifname, v4: `100.64.${k + 1}.0/24`, v6: `fd64:${k + 1}::` },
+    { name: `f${k}`, gwIf: `f${ifname}`, v4: `100.65.${k + 1}.0/24`, v6: `fd65:${k + 1}::` },
   ]);
-  lab = Lab.create('ztke', [...specs, { name: 'sink', gwIf: SINK, v4: '100.64.99.0/24', defaultRoute: true }]);
+  lab = Lab.create('ztke', [...specs, { name: 'sink', gwIf: SINK, v4: '100.64.99.0/24', v6: 'fd64:99::', defaultRoute: true }]);
+  lab.pinNeighbours();
   // Feeder f<X> is policy-routed out of X, so a packet sent from the feeder leaves on X.
   IFACES.forEach((ifname, k) => {
     const run = (args: string[]) => spawnSync('ip', ['-n', lab.gw, ...args], { encoding: 'utf8' });
     run(['route', 'add', 'default', 'via', lab.ep(`e${k}`).addr4, 'dev', ifname, 'table', String(100 + k)]);
     run(['rule', 'add', 'iif', `f${ifname}`, 'lookup', String(100 + k)]);
+    run(['-6', 'route', 'add', 'default', 'via', lab.ep(`e${k}`).addr6!, 'dev', ifname, 'table', String(100 + k)]);
+    run(['-6', 'rule', 'add', 'iif', `f${ifname}`, 'lookup', String(100 + k)]);
   });
   spawnSync('ip', ['netns', 'exec', lab.gw, 'sysctl', '-q', '-w', 'net.netfilter.nf_conntrack_tcp_be_liberal=1']);
   for (const [k] of IFACES.entries()) {
@@ -52,6 +55,10 @@ afterAll(async () => {
 
 /** Addresses the kernel would drop as martians (or route to our own links) whatever the policy. */
 function ordinary(ip: string): boolean {
+  if (ip.includes(':')) {
+    const l = ip.toLowerCase();
+    return !(l === '::' || l === '::1' || l.startsWith('ff') || l.startsWith('fe8') || l.startsWith('fd64:') || l.startsWith('fd65:'));
+  }
   const [a, b] = ip.split('.').map(Number) as [number, number];
   return !(a === 0 || a === 127 || a >= 224 || (a === 100 && b >= 64 && b < 128) || (a === 169 && b === 254));
 }
@@ -70,13 +77,13 @@ describe('nftables == reference evaluator on random policies', () => {
     const failures: string[] = [];
     for (let n = 0; n < POLICIES; n++) {
       const pseed = (seed + n) >>> 0;
-      const info = randomPolicy(pseed, { interfaces: IFACES.slice(0, 3), inet6: false, translations: false, maxRules: 10 });
+      const info = randomPolicy(pseed, { interfaces: IFACES.slice(0, 3), inet6: true, translations: false, maxRules: 10 });
       const ir = compilePolicyText(info.text, `random-${pseed}.pf`);
       applyNft(ir, { netns: lab.gw });
       const pkts = randomPackets(pseed, PACKETS, info).filter(
         // Left out, as documented kernel differences: ICMP errors (ours carry no embedded header)
         // and unsolicited echo replies (conntrack will not start a flow with one; pf will).
-        (p) => p.af === 'inet' && ordinary(p.src) && ordinary(p.dst) && p.icmpType !== 3 && p.icmpType !== 0 && IFACES.includes(p.ifname),
+        (p) => ordinary(p.src) && ordinary(p.dst) && p.icmpType !== 3 && p.icmpType !== 0 && p.icmpType !== 129 && IFACES.includes(p.ifname),
       );
       // Batches of distinct flows; conntrack and the reference's states start empty per batch.
       const batches: EvalPacket[][] = [];

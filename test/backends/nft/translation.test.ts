@@ -50,7 +50,7 @@ describe('translation', () => {
   test('rdr-to: the internet reaches the workload through the egress address', async () => {
     if (skip) return;
     load({ '': blog });
-    const r = await connectProbes(lab.ep('inet').ns, [{ proto: 'tcp', dst: EXT, port: 80 }, { proto: 'tcp', dst: EXT, port: 8000 }], 1.5);
+    const r = await connectProbes(lab.ep('inet').ns, [{ proto: 'tcp', dst: EXT, port: 80 }, { proto: 'tcp', dst: EXT, port: 8000 }], 3);
     expect(r.map((x) => x.ok)).toEqual([true, false]);
   });
 
@@ -58,7 +58,7 @@ describe('translation', () => {
     if (skip) return;
     load({ '': blog });
     const sn = await Sniffer.start(lab.ep('inet').ns, 'eth0');
-    const r = await connectProbes(lab.ep('vm').ns, [{ proto: 'tcp', dst: lab.ep('inet').addr4, port: 8000 }, { proto: 'icmp', dst: lab.ep('inet').addr4, port: 0 }], 1.5);
+    const r = await connectProbes(lab.ep('vm').ns, [{ proto: 'tcp', dst: lab.ep('inet').addr4, port: 8000 }, { proto: 'icmp', dst: lab.ep('inet').addr4, port: 0 }], 3);
     const seen = await sn.stop();
     expect(r.map((x) => x.ok)).toEqual([true, true]);
     const syns = seen.filter((p) => p.proto === 6 && p.dport === 8000);
@@ -77,7 +77,7 @@ describe('translation', () => {
         { action: 'block', dir: 'in', iface: egress, ...tcpPort(8080) },
       ],
     });
-    const r = await connectProbes(lab.ep('inet').ns, [{ proto: 'tcp', dst: EXT, port: 8080 }], 1.5);
+    const r = await connectProbes(lab.ep('inet').ns, [{ proto: 'tcp', dst: EXT, port: 8080 }], 3);
     expect(r.map((x) => x.ok)).toEqual([true]);
   });
 
@@ -90,7 +90,7 @@ describe('translation', () => {
       ],
     });
     const sn = await Sniffer.start(lab.ep('vm').ns, 'eth0');
-    const r = await connectProbes(lab.ep('inet').ns, [{ proto: 'tcp', dst: EXT, port: 80 }], 1);
+    const r = await connectProbes(lab.ep('inet').ns, [{ proto: 'tcp', dst: EXT, port: 80 }], 3);
     const seen = await sn.stop();
     expect(r.map((x) => x.ok)).toEqual([false]);
     expect(seen.filter((p) => p.proto === 6)).toEqual([]);
