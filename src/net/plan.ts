@@ -122,6 +122,12 @@ export function planChanges(desired: DesiredTopology, actual: ActualState, opts:
     return null;
   };
 
+  // Per-link views, so the per-tenant lookups below stay linear in the size of the host.
+  const addrsOf = new Map<number, ActualState['addrs']>();
+  for (const a of actual.addrs) if (a.scope === 0) addrsOf.set(a.index, [...(addrsOf.get(a.index) ?? []), a]);
+  const fdbOf = new Map<number, ActualState['fdb']>();
+  for (const f of actual.fdb) if (f.mac === ZERO_MAC && f.dst) fdbOf.set(f.index, [...(fdbOf.get(f.index) ?? []), f]);
+
   const wanted = new Map<string, Wanted>();
   for (const t of desired.tenants) {
     wanted.set(t.bridge, { tenant: t, role: 'bridge' });
@@ -229,7 +235,7 @@ export function planChanges(desired: DesiredTopology, actual: ActualState, opts:
       if (why.length) add(PHASES.configureBridges, { t: 'set-link', name: t.bridge, change }, 'misconfigured', tid, `fix ${t.bridge}: ${why.join(', ')}`);
     }
     if (!isConflict(t.bridge)) {
-      const have = br ? actual.addrs.filter((a) => a.index === br.index && a.scope === 0) : [];
+      const have = br ? (addrsOf.get(br.index) ?? []) : [];
       for (const g of t.gateways) {
         if (!have.some((a) => a.addr === g.addr && a.len === g.len)) {
           add(PHASES.configureBridges, { t: 'add-addr', link: t.bridge, addr: g.addr, len: g.len }, br ? 'misconfigured' : 'missing', tid, `add gateway ${g.addr}/${g.len} to ${t.bridge}`);
@@ -257,7 +263,7 @@ export function planChanges(desired: DesiredTopology, actual: ActualState, opts:
         if (why.length) add(PHASES.configurePorts, { t: 'set-link', name: v.name, change }, 'misconfigured', tid, `fix ${v.name}: ${why.join(', ')}`);
       }
       if (!isConflict(v.name)) {
-        const have = vl ? actual.fdb.filter((f) => f.index === vl.index && f.mac === ZERO_MAC && f.dst) : [];
+        const have = vl ? (fdbOf.get(vl.index) ?? []) : [];
         for (const r of v.remotes) {
           if (!have.some((f) => f.dst === r)) add(PHASES.fdb, { t: 'add-fdb', link: v.name, mac: ZERO_MAC, dst: r }, vl ? 'misconfigured' : 'missing', tid, `add FDB ${ZERO_MAC} dst ${r} on ${v.name}`);
         }

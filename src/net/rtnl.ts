@@ -13,6 +13,33 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const AF_BRIDGE = 7;
 const RT_SCOPE_UNIVERSE = 0;
+const RTEXT_FILTER_SKIP_STATS = 1 << 3;
+const IFF_UP = 0x1;
+const IFLA_ADDRESS = 1;
+const IFLA_IFNAME = 3;
+const IFLA_MTU = 4;
+const IFLA_LINK = 5;
+const IFLA_MASTER = 10;
+const IFLA_LINKINFO = 18;
+const IFLA_IFALIAS = 20;
+const IFLA_GROUP = 27;
+const NDA_DST = 1;
+const NDA_LLADDR = 2;
+
+/** Walks the netlink attributes (TLVs, 4-byte aligned) of `buf` from `off`. */
+function forEachAttr(buf: Buffer, off: number, fn: (type: number, value: Buffer) => void): void {
+  while (off + 4 <= buf.length) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > buf.length) break;
+    fn(buf.readUInt16LE(off + 2) & 0x3fff, buf.subarray(off + 4, off + len));
+    off += (len + 3) & ~3;
+  }
+}
+
+function cstr(b: Buffer): string {
+  const z = b.indexOf(0);
+  return b.toString('utf8', 0, z < 0 ? b.length : z);
+}
 
 export interface VxlanState {
   vni: number;
@@ -172,25 +199,51 @@ export class Rtnl {
     }
   }
 
+  /** All links. The dump is requested and parsed here rather than through the package's typed
+   *  getLinks(): that parser decodes every attribute of every link (stats, af-spec, ...) and was
+   *  most of the cost of a no-op apply on a large host; we scan the TLVs for the eight we use. */
   async links(): Promise<LinkState[]> {
-    const msgs = await this.#dump('links', () => this.#sock.getLinks());
+    const req = new AttrStream();
+    // RTEXT_FILTER_SKIP_STATS: the statistics blocks are most of each link's bytes; never read.
+    rt.formatLinkMessage({ kind: 'link', data: {}, attrs: { extMask: putU32(RTEXT_FILTER_SKIP_STATS) } }, req);
+    const [msgs] = await this.#dump('links', () => this.#sock.socket.request(rt.MessageType.GETLINK, req.bufs, { flags: FlagsGet.DUMP }));
     const out: LinkState[] = [];
     for (const m of msgs) {
-      const a = m.attrs;
-      if (m.data.index === undefined || a.ifname === undefined) continue;
-      const l: LinkState = {
-        index: m.data.index,
-        name: a.ifname,
-        kind: null,
-        up: Boolean(m.data.flags?.up),
-        mtu: a.mtu ?? 0,
-        group: a.group ?? 0,
-        master: a.master ? a.master : null,
-        mac: a.address && a.address.length === 6 ? bufToMac(a.address) : null,
-        alias: a.ifalias ? a.ifalias : null,
-      };
-      if (a.linkinfo) {
-        const li = ifla.parseInfo(a.linkinfo);
+      if (m.type !== rt.MessageType.NEWLINK || m.data.length < 16) continue;
+      const d = m.data;
+      const l: LinkState = { index: d.readInt32LE(4), name: '', kind: null, up: (d.readUInt32LE(8) & IFF_UP) !== 0, mtu: 0, group: 0, master: null, mac: null, alias: null };
+      let linkinfo: Buffer | null = null;
+      let lower: number | null = null;
+      forEachAttr(d, 16, (type, v) => {
+        switch (type) {
+          case IFLA_IFNAME:
+            l.name = cstr(v);
+            break;
+          case IFLA_MTU:
+            l.mtu = v.readUInt32LE(0);
+            break;
+          case IFLA_MASTER:
+            l.master = v.readUInt32LE(0) || null;
+            break;
+          case IFLA_ADDRESS:
+            if (v.length === 6) l.mac = bufToMac(v);
+            break;
+          case IFLA_IFALIAS:
+            l.alias = cstr(v) || null;
+            break;
+          case IFLA_GROUP:
+            l.group = v.readUInt32LE(0);
+            break;
+          case IFLA_LINK:
+            lower = v.readUInt32LE(0);
+            break;
+          case IFLA_LINKINFO:
+            linkinfo = v;
+            break;
+        }
+      });
+      if (linkinfo) {
+        const li = ifla.parseInfo(linkinfo);
         l.kind = li.kind ?? null;
         if (li.kind === 'vxlan' && li.data) {
           const v = ifla.parseVxlan(li.data);
@@ -204,11 +257,10 @@ export class Rtnl {
             learning: Boolean(v.learning),
           };
         } else if (li.kind === 'vlan' && li.data) {
-          const v = ifla.parseVlan(li.data);
-          l.vlan = { id: v.id ?? 0, link: a.link ? a.link.readUInt32LE(0) : null };
+          l.vlan = { id: ifla.parseVlan(li.data).id ?? 0, link: lower };
         }
       }
-      out.push(l);
+      if (l.name) out.push(l);
     }
     return out;
   }
@@ -225,15 +277,23 @@ export class Rtnl {
     return out;
   }
 
-  /** The bridge-family FDB (vxlan default-destination entries live here). */
+  /** The bridge-family FDB entries that carry a remote destination (vxlan default-destination
+   *  entries live here). Parsed by hand like links(): a host with thousands of ports has several
+   *  FDB entries per port, and we only keep the few with NDA_DST. */
   async fdb(): Promise<FdbState[]> {
-    const msgs = await this.#dump('fdb', () =>
-      this.#sock.getNeighbors({ family: AF_BRIDGE }, {}, { flags: FlagsGet.DUMP }),
-    );
+    const req = new AttrStream();
+    rt.formatNeighborMessage({ kind: 'neighbor', data: { family: AF_BRIDGE }, attrs: {} }, req);
+    const [msgs] = await this.#dump('fdb', () => this.#sock.socket.request(rt.MessageType.GETNEIGH, req.bufs, { flags: FlagsGet.DUMP }));
     const out: FdbState[] = [];
     for (const m of msgs) {
-      if (m.data.family !== AF_BRIDGE || !m.attrs.lladdr || m.data.ifindex === undefined) continue;
-      out.push({ index: m.data.ifindex, mac: bufToMac(m.attrs.lladdr), dst: m.attrs.dst ? bufToIp(m.attrs.dst) : null });
+      if (m.type !== rt.MessageType.NEWNEIGH || m.data.length < 12 || m.data[0] !== AF_BRIDGE) continue;
+      let mac: string | null = null;
+      let dst: string | null = null;
+      forEachAttr(m.data, 12, (type, v) => {
+        if (type === NDA_LLADDR && v.length === 6) mac = bufToMac(v);
+        else if (type === NDA_DST && (v.length === 4 || v.length === 16)) dst = bufToIp(v);
+      });
+      if (mac && dst) out.push({ index: m.data.readInt32LE(4), mac, dst });
     }
     return out;
   }
