@@ -31,7 +31,7 @@ interface Frame {
 }
 
 const PUNCT1 = new Set(['{', '}', '(', ')', '<', '>', '!', '=', '/', ',']);
-const STOP = new Set([...PUNCT1, '#', '"', '$']);
+const STOP = new Set([...PUNCT1, '#', '"', "'", '$']);
 const MAX_MACRO_DEPTH = 32;
 
 export interface LexError {
@@ -115,7 +115,9 @@ export class Lexer {
         if (f.fixed) continue;
         return { kind: 'nl', text: '\n', pos };
       }
-      if (c === '"') {
+      // pfctl accepts both quote characters; a string ends at the one that opened it.
+      if (c === '"' || c === "'") {
+        const q = c;
         this.#adv(f, 1);
         let s = '';
         let closed = false;
@@ -128,12 +130,12 @@ export class Lexer {
             continue;
           }
           if (d === '\n') break;
-          if (d === '"') {
+          if (d === q) {
             this.#adv(f, 1);
             closed = true;
             break;
           }
-          if (d === '\\' && (f.text[f.i + 1] === '"' || f.text[f.i + 1] === '\\')) {
+          if (d === '\\' && (f.text[f.i + 1] === q || f.text[f.i + 1] === '\\')) {
             s += f.text[f.i + 1];
             this.#adv(f, 2);
             continue;

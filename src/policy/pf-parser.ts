@@ -191,9 +191,10 @@ export class PfParser {
     return this.#fail(t, `expected '${p}' ${what}, found ${describe(t)}`);
   }
 
+  /** A word or a quoted string: pfctl's STRING (quoting only stops a word being a keyword). */
   #expectWord(what: string): Token {
     const t = this.#peek();
-    if (t.kind === 'word') return this.#next();
+    if (t.kind === 'word' || t.kind === 'string') return this.#next();
     if (t.kind === 'error') this.#next();
     return this.#fail(t, `expected ${what}, found ${describe(t)}`);
   }
@@ -639,10 +640,10 @@ export class PfParser {
       if (mods.length > 1) this.#fail(w, 'only one interface modifier is supported');
       return { type: 'dynif', ifname: ifn, mode };
     }
-    if (t.kind !== 'word') this.#fail(t, `expected an address, found ${describe(t)}`);
+    if (t.kind !== 'word' && t.kind !== 'string') this.#fail(t, `expected an address, found ${describe(t)}`);
     this.#next();
-    if (t.text === 'any') return { type: 'any' };
-    if (t.text === 'self') return { type: 'ifaddr', ifname: 'self' };
+    if (t.kind === 'word' && t.text === 'any') return { type: 'any' };
+    if (t.kind === 'word' && t.text === 'self') return { type: 'ifaddr', ifname: 'self' };
     let len: number | null = null;
     let lenPos: SourcePos | null = null;
     if (this.#isP(this.#peek(), '/')) {
@@ -654,7 +655,7 @@ export class PfParser {
       return { type: 'addr', text: t.text, len, lenPos: lenPos ?? t.pos };
     }
     if (len !== null) this.#fail(t, `'${t.text}/${len}': a prefix length needs an address`);
-    if (RESERVED.has(t.text)) this.#fail(t, `expected an address, found keyword '${t.text}'`);
+    if (t.kind === 'word' && RESERVED.has(t.text)) this.#fail(t, `expected an address, found keyword '${t.text}'`);
     // pfctl resolves any other word as a host name or an interface; we never use DNS, so a word
     // is an interface (or group) whose addresses are resolved at load.
     return { type: 'ifaddr', ifname: this.#ifname(t) };

@@ -28,6 +28,16 @@ describe('lexing', () => {
     expect(rulesOf(ir)[0]!.pos.line).toBe(3);
   });
 
+  test("single quotes, and quoted strings where pfctl takes a string", () => {
+    const ir = pf("ext = 'em0'\npass in on $ext all\npass out on \"em1\" proto 'tcp' to '10.0.0.1' port \"ssh\"\nanchor 'x'\n");
+    expect(texts(ir)).toEqual([
+      'pass in on em0 all flags S/SA keep state',
+      'pass out on em1 inet proto tcp from any to 10.0.0.1 port = 22 flags S/SA keep state',
+      'anchor "x" all',
+    ]);
+    expect(diags("pass in on 'em0\n")).toEqual(['t.pf.conf:1:12: unterminated quoted string']);
+  });
+
   test('a `#` inside quotes is not a comment', () => {
     const ir = pf('anchor "a#b"\n');
     expect(rulesOf(ir)[0]!.call!.name).toBe('a#b');
