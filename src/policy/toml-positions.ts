@@ -25,28 +25,58 @@ export interface PathEntry {
 const BARE_KEY = /^[A-Za-z0-9_-]+$/;
 const BARE_RUN = /[A-Za-z0-9_-]+/y;
 
+/** The formatted path of `base` (already formatted) extended by one segment. */
+function appendSeg(base: string, seg: PathSeg): string {
+  if (typeof seg === 'number') return `${base}[${seg}]`;
+  const k = BARE_KEY.test(seg) ? seg : JSON.stringify(seg);
+  return base === '' ? k : `${base}.${k}`;
+}
+
 /** `tenants[0].workloads[1].ip`; keys that are not bare are quoted. */
 export function formatPath(path: readonly PathSeg[]): string {
   let out = '';
-  for (const seg of path) {
-    if (typeof seg === 'number') out += `[${seg}]`;
-    else {
-      const k = BARE_KEY.test(seg) ? seg : JSON.stringify(seg);
-      out += out === '' ? k : `.${k}`;
-    }
-  }
+  for (const seg of path) out = appendSeg(out, seg);
   return out;
 }
 
+/** What the scanner keeps per path: offsets only; line/col are computed when asked for, so a
+ *  large document costs one small record per value. */
+interface RawEntry {
+  key: number;
+  value: number;
+  /** Content offset of a string value, -1 otherwise. */
+  content: number;
+  escaped: boolean;
+}
+
 export class TomlPositions {
-  readonly #entries = new Map<string, PathEntry>();
+  readonly #entries = new Map<string, RawEntry>();
+  readonly #lineStarts: number[];
 
   constructor(text: string) {
-    new Scanner(text, this.#entries).document();
+    const sc = new Scanner(text, this.#entries);
+    sc.document();
+    this.#lineStarts = sc.lineStarts;
+  }
+
+  #pos(offset: number): LineCol {
+    const ls = this.#lineStarts;
+    let lo = 0;
+    let hi = ls.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (ls[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, col: offset - ls[lo]! + 1 };
   }
 
   get(path: readonly PathSeg[]): PathEntry | undefined {
-    return this.#entries.get(formatPath(path));
+    const r = this.#entries.get(formatPath(path));
+    if (!r) return undefined;
+    const e: PathEntry = { key: this.#pos(r.key), value: this.#pos(r.value) };
+    if (r.content >= 0) e.content = { ...this.#pos(r.content), escaped: r.escaped };
+    return e;
   }
 
   /** Position for a message about `path`: the entry itself, else its nearest recorded ancestor,
@@ -54,7 +84,7 @@ export class TomlPositions {
   locate(path: readonly PathSeg[], at: 'key' | 'value' = 'value'): LineCol {
     for (let n = path.length; n > 0; n--) {
       const e = this.#entries.get(formatPath(path.slice(0, n)));
-      if (e) return n === path.length ? e[at] : e.key;
+      if (e) return this.#pos(n === path.length ? e[at] : e.key);
     }
     return { line: 1, col: 1 };
   }
@@ -62,36 +92,23 @@ export class TomlPositions {
 
 class Scanner {
   readonly #s: string;
-  readonly #out: Map<string, PathEntry>;
-  readonly #lineStarts: number[] = [0];
+  readonly #out: Map<string, RawEntry>;
+  readonly lineStarts: number[] = [0];
   #i = 0;
   /** Array-of-tables element counts, keyed by the formatted resolved path of the array. */
   readonly #aot = new Map<string, number>();
 
-  constructor(s: string, out: Map<string, PathEntry>) {
+  constructor(s: string, out: Map<string, RawEntry>) {
     this.#s = s;
     this.#out = out;
-    for (let i = 0; i < s.length; i++) if (s[i] === '\n') this.#lineStarts.push(i + 1);
+    for (let i = s.indexOf('\n'); i >= 0; i = s.indexOf('\n', i + 1)) this.lineStarts.push(i + 1);
   }
 
-  #pos(offset: number): LineCol {
-    let lo = 0;
-    let hi = this.#lineStarts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.#lineStarts[mid]! <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return { line: lo + 1, col: offset - this.#lineStarts[lo]! + 1 };
-  }
-
-  #record(path: PathSeg[], key: number, value: number, content?: PathEntry['content']): void {
-    const k = formatPath(path);
+  /** `k` is the formatted path (the scanner carries formatted paths, not arrays). */
+  #record(k: string, key: number, value: number, content = -1, escaped = false): void {
     // The first place a path is written is where it is defined; keep that.
     if (this.#out.has(k)) return;
-    const e: PathEntry = { key: this.#pos(key), value: this.#pos(value) };
-    if (content) e.content = content;
-    this.#out.set(k, e);
+    this.#out.set(k, { key, value, content, escaped });
   }
 
   #skipSpace(newlines: boolean): void {
@@ -111,7 +128,7 @@ class Scanner {
 
   document(): void {
     const s = this.#s;
-    let table: PathSeg[] = [];
+    let table = '';
     while (true) {
       this.#skipSpace(true);
       if (this.#i >= s.length) return;
@@ -129,10 +146,10 @@ class Scanner {
           const ak = formatPath(arr);
           const n = this.#aot.get(ak) ?? 0;
           this.#aot.set(ak, n + 1);
-          this.#record(arr, start, start);
-          table = [...arr, n];
+          this.#record(ak, start, start);
+          table = appendSeg(ak, n);
         } else {
-          table = this.#resolve(keys);
+          table = formatPath(this.#resolve(keys));
         }
         this.#record(table, start, start);
         continue;
@@ -182,13 +199,14 @@ class Scanner {
     }
   }
 
-  #keyValue(base: PathSeg[]): void {
+  #keyValue(base: string): void {
     const keyStart = this.#i;
-    const keys = this.#key();
+    let path = base;
+    for (const k of this.#key()) path = appendSeg(path, k);
     this.#skipSpace(false);
     this.#i++; // '='
     this.#skipSpace(false);
-    this.#value([...base, ...keys], keyStart);
+    this.#value(path, keyStart);
   }
 
   /** Index of the closing quote of a basic string whose content starts at `from`. */
@@ -199,7 +217,7 @@ class Scanner {
     return i;
   }
 
-  #value(path: PathSeg[], keyStart: number): void {
+  #value(path: string, keyStart: number): void {
     const s = this.#s;
     const start = this.#i;
     const c = s[start];
@@ -237,7 +255,7 @@ class Scanner {
       } else {
         end = s.indexOf("'", contentStart) + 1;
       }
-      this.#record(path, keyStart, start, { ...this.#pos(contentStart), escaped });
+      this.#record(path, keyStart, start, contentStart, escaped);
       this.#i = end;
       return;
     }
@@ -248,7 +266,7 @@ class Scanner {
       while (true) {
         this.#skipSpace(true);
         if (this.#i >= s.length || s[this.#i] === ']') break;
-        this.#value([...path, idx++], this.#i);
+        this.#value(appendSeg(path, idx++), this.#i);
         this.#skipSpace(true);
         if (s[this.#i] === ',') this.#i++;
       }
