@@ -187,6 +187,8 @@ export class SimulatedPfDevice implements IoctlDevice {
         if (!(t.i32('pfrio_flags') & PF.rflag.addrsToo) && n > 0) throw new SimErrno('EINVAL', 'addresses without PFR_FLAG_ADDRSTOO');
         const tname = t.string('pfrio_table.pfrt_name');
         if (!tname) throw new SimErrno('EINVAL', 'empty table name');
+        // PFR_TFLAG_USRMASK: only persist, const and counters may come from userland.
+        if (t.u32('pfrio_table.pfrt_flags') & ~0x43) throw new SimErrno('EINVAL', 'table flags outside PFR_TFLAG_USRMASK');
         for (let i = 0; i < n; i++) {
           const a = new StructView(S.pfr_addr, payload.buf, i * S.pfr_addr.size);
           const af = a.u8('pfra_af');
@@ -439,6 +441,7 @@ export class SimulatedPfDevice implements IoctlDevice {
       if (pool.type.startsWith('type')) bad(`pool address type ${pool.type}`);
     }
     if (d.rtableid < -1 || d.onrdomain < -1) bad('rtableid/onrdomain');
+    if (d.returnIcmp >> 8 > 40 || d.returnIcmp6 >> 8 > 255) bad('return_icmp type');
     if (d.keepState > PF.state.synproxy) bad(`keep_state ${d.keepState}`);
     if (d.keepState !== PF.state.none && d.action !== PF.action.pass) bad('state on a non-pass rule');
     if (d.flags & ~d.flagset && d.flagset !== 0) bad('flags outside flagset');
