@@ -240,6 +240,11 @@ class Compiler {
         parts.pop();
         continue;
       }
+      // Names go back into quoted pf text and pflog headers: keep them printable and quote-free.
+      if (/[\s"'\\\x00-\x1f\x7f]/.test(c)) {
+        this.sink.error(pos, `invalid character in anchor name "${name}"`);
+        return null;
+      }
       if (c.startsWith('_')) {
         this.sink.error(pos, `anchor names beginning with '_' are reserved: "${name}"`);
         return null;
