@@ -75,6 +75,21 @@ describe('CLI end to end', () => {
     expect(d.code, d.err).toBe(0);
   });
 
+  test('demo as a non-root user says what is missing and exits non-zero', async () => {
+    if (skip) return;
+    const r = await new Promise<Run>((resolve, reject) => {
+      const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.once('error', reject);
+      child.once('exit', (code) => resolve({ code, out, err }));
+    });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/demo cannot run: not running as root/);
+  });
+
   test('probe without --netns is a usage error (exit 2)', async () => {
     const t = await main(['probe', 'examples/two-tenant.toml']);
     expect(t.code).toBe(2);

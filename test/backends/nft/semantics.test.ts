@@ -126,6 +126,29 @@ describe('pf rule walk in nftables', () => {
     expect(pkts.map((p) => got.has(p.token))).toEqual([true, false, false, true, false, false]);
   });
 
+  test('set skip on: packets on a skipped interface pass untouched, no counter moves', async () => {
+    if (skip) return;
+    const ir = buildIr({ '': [{ action: 'block' }] }, { skip: ['em0'] });
+    const got = await delivered(ir, [pkt({}), pkt({ proto: 17, dport: 53 })]);
+    // In on em0 is skipped, but the forwarded copy leaves on em1, which is not: blocked there.
+    expect(got.size).toBe(0);
+    const c0 = readCounters(ir, { netns: lab.gw })[0]!.packets;
+    expect(c0).toBe(2);
+    const both = buildIr({ '': [{ action: 'block' }] }, { skip: ['em0', 'em1'] });
+    const got2 = await delivered(both, [pkt({}), pkt({ proto: 17, dport: 53 })]);
+    expect(got2.size).toBe(2);
+    expect(readCounters(both, { netns: lab.gw })[0]!.packets).toBe(0);
+  });
+
+  test('interface groups: a rule on a group matches its members', async () => {
+    if (skip) return;
+    const ir = buildIr({ '': [{ action: 'block' }, { action: 'pass', iface: { name: 'lan', neg: false } }] }, { groups: { lan: ['em0', 'em1'] } });
+    const pkts = [pkt({})];
+    expect([...(await delivered(ir, pkts))]).toEqual([pkts[0]!.token]);
+    const other = buildIr({ '': [{ action: 'block' }, { action: 'pass', iface: { name: 'lan', neg: false } }] }, { groups: { lan: ['em0', 'em9'] } });
+    expect((await delivered(other, [pkt({})])).size).toBe(0);
+  });
+
   test('stateful pass needs flags S/SA; the counter of the deciding rule counts', async () => {
     if (skip) return;
     const ir = buildIr({ '': [{ action: 'block' }, { action: 'pass', proto: 6 }] });
