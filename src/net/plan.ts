@@ -20,7 +20,7 @@ export type Action =
   | { t: 'delete-netns'; name: string }
   | { t: 'create-netns'; name: string }
   | { t: 'create-bridge'; name: string }
-  | { t: 'create-vxlan'; name: string; vxlan: VxlanSpec; mtu: number; master: string }
+  | { t: 'create-vxlan'; name: string; vxlan: VxlanSpec; device: string | null; mtu: number; master: string }
   | { t: 'create-vlan'; name: string; id: number; parent: string; mtu: number; master: string }
   | { t: 'create-tap'; name: string }
   | { t: 'create-veth'; name: string; mtu: number; master: string; peer: { netns: string; ifname: string; mac: string | null } }
@@ -256,7 +256,7 @@ export function planChanges(desired: DesiredTopology, actual: ActualState, opts:
       const spec: VxlanSpec = { vni: v.vni, port: v.port, learning: v.learning, ...(v.local ? { local: v.local } : {}), ...(v.group ? { group: v.group } : {}) };
       if (!vl && !isConflict(v.name)) {
         creates.push(v.name);
-        add(PHASES.createPorts, { t: 'create-vxlan', name: v.name, vxlan: spec, mtu: t.mtu, master: t.bridge }, recreate.has(v.name) ? 'misconfigured' : 'missing', tid, `create vxlan ${v.name} VNI ${v.vni} dstport ${v.port}${v.local ? ` local ${v.local}` : ''}${v.group ? ` group ${v.group}` : ''} on ${t.bridge}`);
+        add(PHASES.createPorts, { t: 'create-vxlan', name: v.name, vxlan: spec, device: v.device, mtu: t.mtu, master: t.bridge }, recreate.has(v.name) ? 'misconfigured' : 'missing', tid, `create vxlan ${v.name} VNI ${v.vni} dstport ${v.port}${v.local ? ` local ${v.local}` : ''}${v.group ? ` group ${v.group}` : ''} on ${t.bridge}`);
         add(PHASES.configurePorts, { t: 'set-link', name: v.name, change: { alias: ownerAlias(tid, 'vxlan') } }, 'missing', tid, `mark ${v.name} owned`);
       } else if (vl) {
         const { change, why } = linkFixes(vl, vw, { mtu: t.mtu, master: t.bridge, mac: null });
@@ -268,7 +268,8 @@ export function planChanges(desired: DesiredTopology, actual: ActualState, opts:
           if (!have.some((f) => f.dst === r)) add(PHASES.fdb, { t: 'add-fdb', link: v.name, mac: ZERO_MAC, dst: r }, vl ? 'misconfigured' : 'missing', tid, `add FDB ${ZERO_MAC} dst ${r} on ${v.name}`);
         }
         for (const f of have) {
-          if (!v.remotes.includes(f.dst!)) add(PHASES.fdb, { t: 'del-fdb', link: v.name, mac: ZERO_MAC, dst: f.dst! }, 'misconfigured', tid, `remove FDB dst ${f.dst} from ${v.name} (not a peer)`);
+          // The kernel keeps the multicast group itself as the default destination entry.
+          if (!v.remotes.includes(f.dst!) && f.dst !== v.group) add(PHASES.fdb, { t: 'del-fdb', link: v.name, mac: ZERO_MAC, dst: f.dst! }, 'misconfigured', tid, `remove FDB dst ${f.dst} from ${v.name} (not a peer)`);
         }
       }
     }

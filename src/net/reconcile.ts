@@ -148,7 +148,14 @@ class Executor {
       case 'create-bridge':
         return nl.createLink({ name: a.name, kind: 'bridge' });
       case 'create-vxlan':
-        return nl.createLink({ name: a.name, kind: 'vxlan', vxlan: a.vxlan, mtu: a.mtu, master: await this.#resolve(a.master), up: true });
+        return nl.createLink({
+          name: a.name,
+          kind: 'vxlan',
+          vxlan: a.device ? { ...a.vxlan, link: await this.#resolve(a.device) } : a.vxlan,
+          mtu: a.mtu,
+          master: await this.#resolve(a.master),
+          up: true,
+        });
       case 'create-vlan':
         return nl.createLink({ name: a.name, kind: 'vlan', vlan: { id: a.id, link: await this.#resolve(a.parent) }, mtu: a.mtu, master: await this.#resolve(a.master), up: true });
       case 'create-tap':

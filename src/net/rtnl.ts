@@ -83,6 +83,8 @@ export interface VxlanSpec {
   local?: string;
   group?: string;
   learning: boolean;
+  /** Underlay link index (IFLA_VXLAN_LINK). */
+  link?: number;
 }
 
 export interface CreateLinkSpec {
@@ -118,6 +120,7 @@ function info(kind: string, data?: Buffer): Buffer {
 
 function vxlanData(v: VxlanSpec): Buffer {
   const d: ifla.Vxlan = { id: v.vni, port: putU16be(v.port), learning: v.learning ? 1 : 0 };
+  if (v.link !== undefined) d.link = v.link;
   if (v.local) {
     if (familyOf(v.local) === 'inet6') d.local6 = ipToBuf(v.local);
     else d.local = ipToBuf(v.local);

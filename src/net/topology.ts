@@ -28,6 +28,8 @@ export interface UnderlayOptions {
   mtu?: number;
   /** Parent link of VLAN sub-interfaces (`ztvl<net_id>` on top of it). */
   vlanParent?: string;
+  /** Underlay link of VXLAN devices; the kernel requires one for multicast groups. */
+  device?: string;
 }
 
 export interface TopologyOptions {
@@ -44,6 +46,8 @@ export interface DesiredVxlan {
   group: string | null;
   remotes: string[];
   learning: boolean;
+  /** Underlay link (IFLA_VXLAN_LINK), by name. */
+  device: string | null;
 }
 
 export interface SandboxSpec {
@@ -146,6 +150,9 @@ export function buildTopology(tenants: Tenant[], opts: TopologyOptions = {}): De
   };
   const uLocal = underlay.local !== undefined ? check(underlay.local, 'underlay local address') : undefined;
   const uRemotes = underlay.remotes?.map((r) => check(r, 'underlay remote')).filter((r): r is string => r !== null);
+  if (underlay.device !== undefined && !IFNAME_RE.test(underlay.device)) {
+    problems.push(`underlay device '${underlay.device}' is not a valid interface name`);
+  }
   if (underlay.vlanParent !== undefined && !IFNAME_RE.test(underlay.vlanParent)) {
     problems.push(`VLAN parent '${underlay.vlanParent}' is not a valid interface name`);
   }
@@ -214,7 +221,8 @@ export function buildTopology(tenants: Tenant[], opts: TopologyOptions = {}): De
       overheadAf = fams.has('inet6') ? 'inet6' : 'inet';
       const name = `ztvx${t.netId}`;
       claim(name, `vxlan of tenant '${t.id}'`);
-      vxlan = { name, vni: v.vni, port: v.dstport, local, group, remotes, learning: v.learning };
+      if (group && !underlay.device) problems.push(`${at}tenant '${t.id}': VXLAN group ${group} needs an underlay device (underlay.device / --underlay-dev): the kernel requires one for multicast`);
+      vxlan = { name, vni: v.vni, port: v.dstport, local, group, remotes, learning: v.learning, device: underlay.device ?? null };
     }
     const mtu = overheadAf ? underlayMtu - VXLAN_OVERHEAD[overheadAf] : underlayMtu;
 
@@ -242,9 +250,10 @@ export function buildTopology(tenants: Tenant[], opts: TopologyOptions = {}): De
         else if ((parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === '00:00:00:00:00:00') {
           problems.push(`${at}tenant '${t.id}' workload '${w.name}': MAC ${mac} is multicast or zero`);
         } else {
+          const me = `workload '${w.name}' of tenant '${t.id}'`;
           const prev = seenMacs.get(mac);
-          if (prev) problems.push(`${at}MAC ${mac} is used by workloads '${prev}' and '${w.name}'`);
-          seenMacs.set(mac, w.name);
+          if (prev) problems.push(`${at}MAC ${mac} is used by ${prev} and ${me}`);
+          seenMacs.set(mac, me);
         }
       }
       const ips: Cidr[] = [];

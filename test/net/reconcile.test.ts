@@ -68,9 +68,18 @@ describe('apply / idempotence / teardown', () => {
     const r3 = await applyTenants(fewer, { netns: ns });
     expect(r3.changes.map((c) => c.op)).toEqual(['del-fdb']);
 
+    // A multicast tenant: a group instead of FDB peers; learning as configured.
+    const mc = [...fewer, tenant(9, { workloads: 1, vxlan: { vni: 1009, local: '198.18.0.1', group: '239.1.1.9', learning: true } })];
+    await expect(applyTenants(mc, { netns: ns })).rejects.toThrow(/VXLAN group 239\.1\.1\.9 needs an underlay device/);
+    ip(ns, 'link', 'add', 'ul0', 'type', 'bridge');
+    ip(ns, 'link', 'set', 'ul0', 'up');
+    await applyTenants(mc, { netns: ns, underlay: { device: 'ul0' } });
+    expect(ipLinks(ns).get('ztvx9')!.linkinfo?.info_data).toMatchObject({ id: 1009, group: '239.1.1.9', link: 'ul0', learning: true });
+    expect((await applyTenants(mc, { netns: ns, underlay: { device: 'ul0' } })).noop).toBe(true);
+
     const d = await teardownTenants(tenants, { netns: ns });
-    expect(d.removed.sort()).toEqual(['tn7w0', 'tn7w1', 'tn8w0', 'ztbr7', 'ztbr8', 'ztvx7'].sort());
+    expect(d.removed.sort()).toEqual(['tn7w0', 'tn7w1', 'tn8w0', 'tn9w0', 'ztbr7', 'ztbr8', 'ztbr9', 'ztvx7', 'ztvx9'].sort());
     const left = [...ipLinks(ns).keys()];
-    expect(left).toEqual(['lo']);
+    expect(left).toEqual(['lo', 'ul0']);
   });
 });

@@ -12,7 +12,7 @@ import { UsageError, flag, hasFlag, parseArgs, type FlagSpec, type ParsedArgs } 
 
 export const usage = `usage: ztb-enforce apply POLICY [--netns NAME] [--sandbox] [--dry-run] [--json]
                          [--vxlan-local ADDR] [--vxlan-remote ADDR]... [--underlay-mtu N]
-                         [--vlan-parent IFNAME] [--backend nft|pf]
+                         [--underlay-dev IFNAME] [--vlan-parent IFNAME] [--backend nft|pf]
   Builds the tenant networks of POLICY: per tenant a bridge ztbr<net_id> with its gateways, an
   optional VXLAN ztvx<net_id>, and a tap per workload (with --sandbox: a network namespace per
   workload joined by a veth). Idempotent: a second run changes nothing and says so.
@@ -23,6 +23,7 @@ export const usage = `usage: ztb-enforce apply POLICY [--netns NAME] [--sandbox]
   --vxlan-local ADDR    this site's VTEP address (overrides the policy's vxlan.local)
   --vxlan-remote ADDR   a peer VTEP (repeatable; overrides the policy's vxlan.remotes)
   --underlay-mtu N      MTU of the underlay (default 1500); overlay MTU = N - 50 (IPv4) / 70 (IPv6)
+  --underlay-dev IFNAME underlay link of the VXLAN devices (required for multicast groups)
   --vlan-parent IFNAME  parent link of VLAN sub-interfaces
   --backend NAME        also load the ruleset into the kernel backend NAME after the networks`;
 
@@ -35,6 +36,7 @@ export const NET_FLAGS: Record<string, FlagSpec> = {
   'vxlan-remote': { value: true, repeat: true },
   'underlay-mtu': { value: true },
   'vlan-parent': { value: true },
+  'underlay-dev': { value: true },
 };
 
 export interface LoadedPolicy {
@@ -86,6 +88,8 @@ export function netFlags(args: ParsedArgs): NetOptions {
     if (!/^\d{1,5}$/.test(mtu)) throw new UsageError(`--underlay-mtu: '${mtu}' is not a number`);
     underlay.mtu = Number(mtu);
   }
+  const dev = flag(args, 'underlay-dev');
+  if (dev !== undefined) underlay.device = dev;
   const parent = flag(args, 'vlan-parent');
   if (parent !== undefined) underlay.vlanParent = parent;
   if (Object.keys(underlay).length) opts.underlay = underlay;
