@@ -33,6 +33,7 @@ interface Frame {
 const PUNCT1 = new Set(['{', '}', '(', ')', '<', '>', '!', '=', '/', ',']);
 const STOP = new Set([...PUNCT1, '#', '"', "'", '$']);
 const MAX_MACRO_DEPTH = 32;
+const MAX_EXPANSION = 4 << 20;
 
 export interface LexError {
   pos: SourcePos;
@@ -44,6 +45,7 @@ export class Lexer {
   #macros = new Map<string, string>();
   #map: PosMapper;
   #peeked: Token[] = [];
+  #expanded = 0;
   readonly errors: LexError[] = [];
 
   constructor(text: string, map: PosMapper) {
@@ -168,6 +170,15 @@ export class Lexer {
         if (this.#frames.length > MAX_MACRO_DEPTH || this.#frames.some((fr) => fr.macro === name)) {
           this.errors.push({ pos, message: `macro '${name}' expands recursively` });
           return { kind: 'error', text: `$${name}`, pos };
+        }
+        // Macros that expand to several copies of each other grow exponentially with depth;
+        // cap the total expanded text so such a file fails fast instead of hanging.
+        this.#expanded += value.length;
+        if (this.#expanded > MAX_EXPANSION) {
+          this.errors.push({ pos, message: `macro expansion exceeds ${MAX_EXPANSION} bytes` });
+          this.#frames.length = 1;
+          f.i = f.text.length;
+          return { kind: 'eof', text: '', pos };
         }
         this.#frames.push({ text: value, i: 0, line: 1, col: 1, fixed: pos, macro: name });
         continue;

@@ -141,6 +141,14 @@ describe('recovery', () => {
 });
 
 describe('robustness', () => {
+  test('exponential macro expansion is cut off', () => {
+    const defs = ['m0 = "em0"', ...Array.from({ length: 30 }, (_, i) => `m${i + 1} = "$m${i} $m${i}"`)];
+    const text = `${defs.join('\n')}\npass on { $m30 }\n`;
+    const t0 = Date.now();
+    expect(diags(text)).toContain('t.pf.conf:32:11: macro expansion exceeds 4194304 bytes');
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+
   test('token soup only ever yields an IR or a PolicyError with positioned diagnostics', async () => {
     const fc = (await import('fast-check')).default;
     const seed = process.env.ZTB_SEED ? Number(process.env.ZTB_SEED) : Date.now() % 2 ** 31;
