@@ -36,6 +36,8 @@ export interface CompileInput {
 export const LIMITS = {
   inputBytes: 1 << 20,
   rules: 100_000,
+  /** Cartesian product of one statement's lists, before impossible families are dropped. */
+  combinations: 1_000_000,
   tables: 1_000,
   tableEntries: 200_000,
   anchorDepth: 64,
@@ -376,6 +378,12 @@ class Compiler {
     const protoList: (number | null)[] = protos ?? [null];
     const icmpList = r.icmp ? r.icmp.items : [null];
     let added = 0;
+    // Combinations dropped for their family cost time but add no rule: bound the product itself.
+    const combos = ifaces.length * protoList.length * icmpList.length * src.length * srcPorts.length * dst.length * dstPorts.length;
+    if (combos > LIMITS.combinations) {
+      err(r.pos, `rule expands to ${combos} combinations (max ${LIMITS.combinations})`);
+      return;
+    }
 
     const pool = (hosts: Resolved[] | null, af: AddressFamily | null, port: { lo: number; hi: number } | null):
       { red: Redirect; af: AddressFamily | null } | null => {

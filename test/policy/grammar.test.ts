@@ -335,6 +335,12 @@ describe('caps', () => {
     expect(diags(text)).toEqual(['t.pf.conf:1:1: policy expands to more than 100000 rules']);
   });
 
+  test('a statement whose lists multiply beyond 1,000,000 combinations is rejected up front', () => {
+    const list = (n: number, f: (i: number) => string) => `{ ${Array.from({ length: n }, (_, i) => f(i)).join(' ')} }`;
+    const text = `pass in proto tcp from ${list(200, (i) => `10.0.${i >> 8}.${i & 255}`)} to ${list(200, (i) => `fd00::${i.toString(16)}`)} port ${list(30, (i) => String(i + 1))}\n`;
+    expect(diags(text)).toEqual(['t.pf.conf:1:1: rule expands to 1200000 combinations (max 1000000)']);
+  });
+
   test('more than 1,000 tables are rejected', () => {
     const text = Array.from({ length: 1001 }, (_, i) => `table <t${i}> persist`).join('\n') + '\n';
     expect(diags(text)).toEqual(['t.pf.conf:1001:1: too many tables (max 1000)']);
