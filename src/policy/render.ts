@@ -209,7 +209,7 @@ function tableText(ir: Ir): string[] {
     if (t.persist) s += ' persist';
     if (t.constant) s += ' const';
     const entries = t.entries.map((e) => `${e.neg ? '!' : ''}${prefixText(e.prefix)}`);
-    s += entries.length ? ` { ${entries.join(' ')} }` : ' { }';
+    if (entries.length) s += ` { ${entries.join(' ')} }`;
     out.push(s);
   }
   return out;

@@ -58,6 +58,18 @@ describe('round trip', () => {
     expect(renderPfConf(ir)).toBe('set block-policy drop\nanchor "a" all {\n  pass in all flags S/SA keep state\n}\n');
   });
 
+  test('options and tables, including an empty table, survive the round trip', () => {
+    const ir = compilePf({
+      units: [{ file: 'f', text: 'set skip on { lo0 enc0 }\nset state-policy if-bound\nset loginterface em0\ntable <e> persist\ntable <c> const { 10.0.0.0/8 !10.1.0.0/16 }\nblock in from <e> to <c>\n', ruleset: '' }],
+    });
+    const text = renderPfConf(ir);
+    expect(text).toBe(
+      'set skip on { lo0 enc0 }\nset block-policy drop\nset loginterface em0\nset state-policy if-bound\ntable <e> persist\n' +
+        'table <c> const { 10.0.0.0/8 !10.1.0.0/16 }\nblock drop in from <e> to <c>\n',
+    );
+    expect(shape(roundTrip(ir))).toEqual(shape(ir));
+  });
+
   // ---- random policies -----------------------------------------------------------------------
   const v4 = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 32 }))
     .map(([a, b, len]) => `10.${a}.${b}.${(a * 7) & 255}/${len}`);
