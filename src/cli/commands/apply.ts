@@ -3,10 +3,11 @@
 // policy loading and printing only. Other commands (verify, down) and the backends reuse
 // `loadPolicy`, `netFlags` and `runApply` from here.
 import type { CliIo } from '../main.js';
-import { readFileSync } from 'node:fs';
 import type { Ir, Tenant } from '../../policy/ir.js';
+import { loadPolicyFile } from '../../policy/load.js';
 import { ZtbError } from '../../errors.js';
 import { applyTenants, type ApplyReport, type NetOptions } from '../../net/reconcile.js';
+import { applyNft, checkNft } from '../../backends/nft/apply.js';
 import type { UnderlayOptions } from '../../net/topology.js';
 import { UsageError, flag, hasFlag, parseArgs, type FlagSpec, type ParsedArgs } from '../usage.js';
 
@@ -41,33 +42,13 @@ export const NET_FLAGS: Record<string, FlagSpec> = {
 
 export interface LoadedPolicy {
   tenants: Tenant[];
-  /** The compiled IR; null when only the TOML tenant loader was available. */
-  ir: Ir | null;
+  ir: Ir;
 }
 
-/** Loads a policy through the policy layer (src/policy/load.ts `loadPolicyFile`). Until that
- *  loader exists, a TOML document's tenants are read with src/policy/toml.ts, which is all the
- *  network commands need. Both are resolved at run time so this command builds either way. */
+/** Loads and compiles a policy (pf.conf or TOML) through the policy layer. */
 export async function loadPolicy(path: string): Promise<LoadedPolicy> {
-  const loaderPath = '../../policy/load.js';
-  const mod = await import(loaderPath).then(
-    (m: { loadPolicyFile?: (p: string) => Ir | Promise<Ir> }) => m,
-    () => null,
-  );
-  if (mod && typeof mod.loadPolicyFile === 'function') {
-    const ir = await mod.loadPolicyFile(path);
-    return { tenants: ir.tenants, ir };
-  }
-  if (!path.endsWith('.toml')) throw new ZtbError('ERR_ZTB_NO_LOADER', `cannot load ${path}: the policy loader (src/policy/load.ts) is not available`);
-  const tomlPath = '../../policy/toml.js';
-  const toml = (await import(tomlPath)) as { loadTomlPolicy(text: string, file: string): { input: { tenants: Tenant[] } } };
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ZtbError('ERR_ZTB_READ', `cannot read ${path}: ${(e as Error).message}`);
-  }
-  return { tenants: toml.loadTomlPolicy(text, path).input.tenants, ir: null };
+  const ir = loadPolicyFile(path);
+  return { tenants: ir.tenants, ir };
 }
 
 export function netFlags(args: ParsedArgs): NetOptions {
@@ -138,8 +119,8 @@ export async function runApply(opts: RunApplyOptions, io: CliIo): Promise<number
   if (opts.json && opts.backend === undefined) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else if (!opts.json) printReport(report, io);
   if (opts.backend === undefined) return 0;
-  if (!ir) throw new ZtbError('ERR_ZTB_NO_LOADER', `--backend ${opts.backend} needs the compiled policy, but the policy loader is not available`);
-  // Hook for the kernel backends: they own src/backends/<name>/apply.ts.
+  // Hook for the kernel backends: they own src/backends/<name>/apply.ts. A backend that exports
+  // applyBackend() decides everything itself; nftables without one gets the default below.
   const hookPath = `../../backends/${opts.backend}/apply.js`;
   let hook: Partial<BackendApplyHook>;
   try {
@@ -147,8 +128,15 @@ export async function runApply(opts: RunApplyOptions, io: CliIo): Promise<number
   } catch (e) {
     throw new ZtbError('ERR_ZTB_NO_BACKEND', `backend '${opts.backend}' is not available: ${(e as Error).message}`);
   }
-  if (typeof hook.applyBackend !== 'function') throw new ZtbError('ERR_ZTB_NO_BACKEND', `backend '${opts.backend}' has no applyBackend()`);
-  return hook.applyBackend(ir, { ...(opts.netns ? { netns: opts.netns } : {}), dryRun: opts.dryRun, json: opts.json, net: report }, io);
+  if (typeof hook.applyBackend === 'function') {
+    return hook.applyBackend(ir, { ...(opts.netns ? { netns: opts.netns } : {}), dryRun: opts.dryRun, json: opts.json, net: report }, io);
+  }
+  if (opts.backend !== 'nft') throw new ZtbError('ERR_ZTB_NO_BACKEND', `backend '${opts.backend}' has no applyBackend()`);
+  const target = opts.netns ? { netns: opts.netns } : {};
+  const r = opts.dryRun ? checkNft(ir, target) : applyNft(ir, target);
+  if (opts.json) io.stdout.write(JSON.stringify({ net: report, nft: { dryRun: opts.dryRun, table: r.table } }, null, 2) + '\n');
+  else io.stdout.write(opts.dryRun ? `nftables: ruleset checked by the kernel (nft -c), not loaded\n` : `nftables: ruleset loaded (table inet ${r.table})\n`);
+  return 0;
 }
 
 export async function run(argv: string[], io: CliIo): Promise<number> {
