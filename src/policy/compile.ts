@@ -117,6 +117,10 @@ class Compiler {
   }
 
   #ifnameOk(name: string, pos: SourcePos): boolean {
+    if (!/^[A-Za-z_][A-Za-z0-9_.\-]*$/.test(name)) {
+      this.sink.error(pos, `invalid interface name '${name}'`);
+      return false;
+    }
     if (Buffer.byteLength(name) > LIMITS.ifName) {
       this.sink.error(pos, `interface name '${name}' is too long (max ${LIMITS.ifName} bytes)`);
       return false;

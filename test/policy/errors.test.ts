@@ -41,6 +41,7 @@ const CASES: [string, string, string][] = [
   ['wildcard inline anchor', 'anchor "t/*" {\n pass\n}\n', "t.pf.conf:1:8: inline anchor name \"t/*\" must not contain '/'"],
   ['set inside anchor body', 'anchor "a" {\n  set block-policy drop\n}\n', "t.pf.conf:2:3: 'set' is not allowed inside an anchor"],
   ['anchor name with a space', 'anchor "a b"\n', 't.pf.conf:1:8: invalid character in anchor name "a b"'],
+  ['bad interface in set skip', 'set skip on { lo0 "a b" }\n', "t.pf.conf:1:19: invalid interface name 'a b'"],
   ['anchor above root', 'anchor "../x"\n', 't.pf.conf:1:8: anchor name "../x" goes above the main ruleset'],
   ['recursive macro', 'a = "$b"\nb = "$a"\npass on $a\n', "t.pf.conf:3:9: macro 'a' expands recursively"],
   ['nat-to without state', 'pass out on em0 from 10.0.0.0/8 nat-to 192.0.2.1 no state\n', 't.pf.conf:1:33: nat-to and rdr-to on a pass rule need state (remove no state)'],
