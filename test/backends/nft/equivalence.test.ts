@@ -1,5 +1,5 @@
-// nftables backend: differential test against the reference evaluator. Random policies (the kernel
-// subset: no nat-to/rdr-to — see docs/nft.md; IPv4 and IPv6) are loaded into a gateway namespace whose
+// nftables backend: differential test against the reference evaluator. Random policies (IPv4 and
+// IPv6, nat-to and rdr-to included; see docs/nft.md for what is left out and why) are loaded into a gateway namespace whose
 // interfaces carry the policy's names; random packets are crafted and sent for real, each one
 // entering on its interface (from that interface's endpoint) or leaving on it (entering on a
 // feeder link policy-routed to it). The observed delivery must equal the reference evaluator's
@@ -74,10 +74,11 @@ describe('nftables == reference evaluator on random policies', () => {
     if (skip) return;
     const seed = testSeed('nft-equivalence');
     let compared = 0;
+    let translated = 0;
     const failures: string[] = [];
     for (let n = 0; n < POLICIES; n++) {
       const pseed = (seed + n) >>> 0;
-      const info = randomPolicy(pseed, { interfaces: IFACES.slice(0, 3), inet6: true, translations: false, maxRules: 10 });
+      const info = randomPolicy(pseed, { interfaces: IFACES.slice(0, 3), inet6: true, translations: true, maxRules: 10 });
       const ir = compilePolicyText(info.text, `random-${pseed}.pf`);
       applyNft(ir, { netns: lab.gw });
       const pkts = randomPackets(pseed, PACKETS, info).filter(
@@ -97,26 +98,39 @@ describe('nftables == reference evaluator on random policies', () => {
         spawnSync('ip', ['netns', 'exec', lab.gw, 'conntrack', '-F'], { encoding: 'utf8' });
         const ref = new ReferenceEvaluator(ir);
         const bySender = new Map<string, CraftedPacket[]>();
-        const expected: { token: string; at: string; pass: boolean; p: EvalPacket; why: string }[] = [];
+        const expected: { token: string; at: string; pass: boolean; p: EvalPacket; why: string; addrs: { src: string; dst: string } | null }[] = [];
         for (const p of batch) {
           const k = IFACES.indexOf(p.ifname);
           const token = `q${String(compared + expected.length).padStart(7, '0')}`;
           const ingress = p.dir === 'in' ? p.ifname : `f${p.ifname}`;
           const egress = p.dir === 'in' ? SINK : p.ifname;
           const rin = ref.evaluate({ ...p, dir: 'in', ifname: ingress, tcpFlags: p.tcpFlags });
-          const rout = rin.verdict === 'pass' ? ref.evaluate({ ...p, dir: 'out', ifname: egress }) : null;
+          // pf filters the forwarded packet out as the in side left it (rdr-to applied).
+          const t = rin.translated;
+          const fwd = t ? { ...p, src: t.src, dst: t.dst, sport: p.proto === 6 || p.proto === 17 ? t.sport : p.sport, dport: p.proto === 6 || p.proto === 17 ? t.dport : p.dport } : p;
+          const rout = rin.verdict === 'pass' ? ref.evaluate({ ...fwd, dir: 'out', ifname: egress }) : null;
           const pass = rin.verdict === 'pass' && rout?.verdict === 'pass';
+          const finalT = rout?.translated ?? null;
+          const addrs = t || finalT ? { src: finalT?.src ?? fwd.src, dst: finalT?.dst ?? fwd.dst } : null;
+          if (pass && addrs) translated++;
           const why = `in ${ingress}: ${rin.verdict} (${rin.reason} ${rin.ruleId ?? '-'})${rout ? `, out ${egress}: ${rout.verdict} (${rout.reason} ${rout.ruleId ?? '-'})` : ''}`;
           const sender = p.dir === 'in' ? `e${k}` : `f${k}`;
           const list = bySender.get(sender) ?? [];
           list.push({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, flags: p.tcpFlags, icmpType: p.icmpType, icmpCode: p.icmpCode, token });
           bySender.set(sender, list);
-          expected.push({ token, at: p.dir === 'in' ? 'sink' : `e${k}`, pass, p, why });
+          expected.push({ token, at: p.dir === 'in' ? 'sink' : `e${k}`, pass, p, why, addrs });
         }
         await Promise.all([...bySender].map(([ep, list]) => senders.get(ep)!.send(list)));
         await new Promise((r) => setTimeout(r, 60));
         for (const e of expected) {
-          const seen = sniffers.get(e.at)!.packets().some((x) => x.token === e.token);
+          const got = sniffers.get(e.at)!.packets().find((x) => x.token === e.token);
+          const seen = got !== undefined;
+          // NAT needs a connection conntrack can start (a TCP SYN, UDP, an echo request); pf also
+          // translates stray mid-stream TCP packets, which conntrack marks invalid (docs/nft.md).
+          const startsFlow = e.p.proto !== 6 || (e.p.tcpFlags & 0x17) === 0x02;
+          if (got && e.addrs && startsFlow && (got.src !== e.addrs.src || got.dst !== e.addrs.dst)) {
+            failures.push(`seed ${pseed}: proto ${e.p.proto} flags 0x${e.p.tcpFlags.toString(16)} icmp ${e.p.icmpType ?? "-"} ${e.p.dir} ${e.p.ifname} ${e.p.src} -> ${e.p.dst} arrived as ${got.src} -> ${got.dst}, reference translated to ${e.addrs.src} -> ${e.addrs.dst} [${e.why}]`);
+          }
           if (seen !== e.pass) {
             failures.push(`seed ${pseed}: ${e.p.dir} on ${e.p.ifname} ${e.p.proto} ${e.p.src}:${e.p.sport} -> ${e.p.dst}:${e.p.dport} flags 0x${e.p.tcpFlags.toString(16)} icmp ${e.p.icmpType ?? '-'}: reference ${e.pass ? 'pass' : 'block'} [${e.why}], kernel ${seen ? 'delivered' : 'dropped'}`);
           }
@@ -128,8 +142,8 @@ describe('nftables == reference evaluator on random policies', () => {
         break;
       }
     }
-    console.log(`[nft-equivalence] compared ${compared} packets`);
+    console.log(`[nft-equivalence] compared ${compared} packets (${translated} delivered with nat-to/rdr-to)`);
     expect(failures, `replay with ZTB_SEED=${seed}`).toEqual([]);
-    expect(compared).toBeGreaterThanOrEqual(200);
+    expect(compared).toBeGreaterThanOrEqual(Math.min(200, POLICIES * 25));
   });
 });
