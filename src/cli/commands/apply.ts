@@ -7,7 +7,6 @@ import type { Ir, Tenant } from '../../policy/ir.js';
 import { loadPolicyFile } from '../../policy/load.js';
 import { ZtbError } from '../../errors.js';
 import { applyTenants, type ApplyReport, type NetOptions } from '../../net/reconcile.js';
-import { applyNft, checkNft } from '../../backends/nft/apply.js';
 import type { UnderlayOptions } from '../../net/topology.js';
 import { UsageError, flag, hasFlag, parseArgs, type FlagSpec, type ParsedArgs } from '../usage.js';
 
@@ -119,8 +118,7 @@ export async function runApply(opts: RunApplyOptions, io: CliIo): Promise<number
   if (opts.json && opts.backend === undefined) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else if (!opts.json) printReport(report, io);
   if (opts.backend === undefined) return 0;
-  // Hook for the kernel backends: they own src/backends/<name>/apply.ts. A backend that exports
-  // applyBackend() decides everything itself; nftables without one gets the default below.
+  // Hook for the kernel backends: they own src/backends/<name>/apply.ts and export applyBackend().
   const hookPath = `../../backends/${opts.backend}/apply.js`;
   let hook: Partial<BackendApplyHook>;
   try {
@@ -128,15 +126,8 @@ export async function runApply(opts: RunApplyOptions, io: CliIo): Promise<number
   } catch (e) {
     throw new ZtbError('ERR_ZTB_NO_BACKEND', `backend '${opts.backend}' is not available: ${(e as Error).message}`);
   }
-  if (typeof hook.applyBackend === 'function') {
-    return hook.applyBackend(ir, { ...(opts.netns ? { netns: opts.netns } : {}), dryRun: opts.dryRun, json: opts.json, net: report }, io);
-  }
-  if (opts.backend !== 'nft') throw new ZtbError('ERR_ZTB_NO_BACKEND', `backend '${opts.backend}' has no applyBackend()`);
-  const target = opts.netns ? { netns: opts.netns } : {};
-  const r = opts.dryRun ? checkNft(ir, target) : applyNft(ir, target);
-  if (opts.json) io.stdout.write(JSON.stringify({ net: report, nft: { dryRun: opts.dryRun, table: r.table } }, null, 2) + '\n');
-  else io.stdout.write(opts.dryRun ? `nftables: ruleset checked by the kernel (nft -c), not loaded\n` : `nftables: ruleset loaded (table inet ${r.table})\n`);
-  return 0;
+  if (typeof hook.applyBackend !== 'function') throw new ZtbError('ERR_ZTB_NO_BACKEND', `backend '${opts.backend}' has no applyBackend()`);
+  return hook.applyBackend(ir, { ...(opts.netns ? { netns: opts.netns } : {}), dryRun: opts.dryRun, json: opts.json, net: report }, io);
 }
 
 export async function run(argv: string[], io: CliIo): Promise<number> {
