@@ -310,7 +310,7 @@ class Compiler {
       }
     }
     if (r.ifaces) for (const i of r.ifaces) this.#ifnameOk(i.name, i.pos);
-    if (r.log?.to !== undefined) this.#ifnameOk(r.log.to, r.pos);
+    if (r.log?.to !== undefined) this.#ifnameOk(r.log.to, r.logToPos ?? r.pos);
 
     let callName: string | null = null;
     let wildcard = false;

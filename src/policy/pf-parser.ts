@@ -66,6 +66,8 @@ export interface RuleAst extends Located {
   dir: 'in' | 'out' | null;
   quick: boolean;
   log: LogOptions | null;
+  /** Where the `log (to IF)` interface was written. */
+  logToPos: SourcePos | null;
   ifaces: IfItem[] | null;
   af: AddressFamily | null;
   afPos: SourcePos | null;
@@ -448,6 +450,7 @@ export class PfParser {
       dir: null,
       quick: false,
       log: null,
+      logToPos: null,
       ifaces: null,
       af: null,
       afPos: null,
@@ -489,7 +492,7 @@ export class PfParser {
         r.quick = true;
       } else if (this.#isWord(t, 'log') && !r.log) {
         this.#next();
-        r.log = this.#parseLog();
+        r.log = this.#parseLog(r);
       }
     }
     if (this.#acceptWord('on')) r.ifaces = this.#parseIfspec();
@@ -516,7 +519,7 @@ export class PfParser {
     return r;
   }
 
-  #parseLog(): LogOptions {
+  #parseLog(r: RuleAst): LogOptions {
     const log: LogOptions = { all: false, matches: false, user: false };
     if (!this.#acceptP('(')) return log;
     for (;;) {
@@ -530,7 +533,11 @@ export class PfParser {
       if (w.text === 'all') log.all = true;
       else if (w.text === 'matches') log.matches = true;
       else if (w.text === 'user') log.user = true;
-      else if (w.text === 'to') log.to = this.#ifname(this.#expectWord('an interface after log (to'));
+      else if (w.text === 'to') {
+        const i = this.#expectWord('an interface after log (to');
+        r.logToPos = i.pos;
+        log.to = this.#ifname(i);
+      }
       else this.#fail(w, `unknown log option '${w.text}'`);
     }
   }

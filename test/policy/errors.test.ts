@@ -45,7 +45,7 @@ const CASES: [string, string, string][] = [
   ['anchor above root', 'anchor "../x"\n', 't.pf.conf:1:8: anchor name "../x" goes above the main ruleset'],
   ['recursive macro', 'a = "$b"\nb = "$a"\npass on $a\n', "t.pf.conf:3:9: macro 'a' expands recursively"],
   ['nat-to without state', 'pass out on em0 from 10.0.0.0/8 nat-to 192.0.2.1 no state\n', 't.pf.conf:1:33: nat-to and rdr-to on a pass rule need state (remove no state)'],
-  ['log to long ifname', 'pass out log (to pflog0123456789012) all\n', "t.pf.conf:1:1: interface name 'pflog0123456789012' is too long (max 15 bytes)"],
+  ['log to long ifname', 'pass out log (to pflog0123456789012) all\n', "t.pf.conf:1:18: interface name 'pflog0123456789012' is too long (max 15 bytes)"],
   ['bad table entry', 'table <t> { 10.0.0.1 banana }\n', "t.pf.conf:1:22: invalid address 'banana' in table <t>"],
   ['unclosed list', 'pass in on { em0 em1\npass out all\n', "t.pf.conf:1:12: '{' is not closed"],
 ];
