@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { applyTenants, teardownTenants, verifyTenants } from '../../src/net/reconcile.js';
 import { skipPrivileged } from '../helpers/privileged.js';
+import { execFileSync } from 'node:child_process';
 import { cleanupHost, ip, ipAddrs, ipLinks, makeNetns, tenant } from './fixtures.js';
 
 const skip = skipPrivileged();
@@ -38,7 +39,7 @@ describe('apply / idempotence / teardown', () => {
     expect(vx.master).toBe('ztbr7');
     expect(vx.mtu).toBe(1450);
     expect(vx.ifalias).toBe('ztb:t7:vxlan');
-    const fdb = ip(ns, 'link').length > 0 ? (await import('node:child_process')).execFileSync('bridge', ['-n', ns, '-j', 'fdb', 'show', 'dev', 'ztvx7']).toString() : '';
+    const fdb = execFileSync('bridge', ['-n', ns, '-j', 'fdb', 'show', 'dev', 'ztvx7']).toString();
     const dsts = (JSON.parse(fdb) as { mac: string; dst?: string }[]).filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst).sort();
     expect(dsts).toEqual(['198.18.0.2', '198.18.0.3']);
     for (const w of tenants[0]!.workloads) {
@@ -81,5 +82,19 @@ describe('apply / idempotence / teardown', () => {
     expect(d.removed.sort()).toEqual(['tn7w0', 'tn7w1', 'tn8w0', 'tn9w0', 'ztbr7', 'ztbr8', 'ztbr9', 'ztvx7', 'ztvx9'].sort());
     const left = [...ipLinks(ns).keys()];
     expect(left).toEqual(['lo', 'ul0']);
+  });
+
+  test('an IPv6 underlay: local6, FDB peers over IPv6, MTU reduced by 70', async () => {
+    if (skip) return;
+    const tenants = [tenant(5, { workloads: 1, vxlan: { vni: 1005, local: 'fd00:198::1', remotes: ['fd00:198::2'] } })];
+    await applyTenants(tenants, { netns: ns });
+    const vx = ipLinks(ns).get('ztvx5')!;
+    expect(vx.linkinfo?.info_data).toMatchObject({ id: 1005, port: 4789, local6: 'fd00:198::1' });
+    expect(vx.mtu).toBe(1430);
+    expect(ipLinks(ns).get('tn5w0')!.mtu).toBe(1430);
+    const fdb = JSON.parse(execFileSync('bridge', ['-n', ns, '-j', 'fdb', 'show', 'dev', 'ztvx5']).toString()) as { mac: string; dst?: string }[];
+    expect(fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst)).toEqual(['fd00:198::2']);
+    expect((await applyTenants(tenants, { netns: ns })).noop).toBe(true);
+    await teardownTenants(tenants, { netns: ns });
   });
 });
