@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { applyTenants, teardownTenants, verifyTenants } from '../../src/net/reconcile.js';
 import { buildTopology, tapNameProblem } from '../../src/net/topology.js';
 import { TopologyError, OwnershipError, UnsupportedError } from '../../src/net/errors.js';
-import { detectVlanSupport } from '../../src/net/host.js';
+import { detectVlanSupport, readIntent, writeIntent } from '../../src/net/host.js';
+import { createTap } from '../../src/net/tap.js';
 import { skipPrivileged } from '../helpers/privileged.js';
 import { cleanupHost, ip, ipLinks, makeNetns, tenant } from './fixtures.js';
 
@@ -112,6 +113,27 @@ describe('foreign links', () => {
     expect((err as Error).message).toMatch(/link ztbr9 exists but is not owned by ztb-enforce .*refusing to touch it/);
     expect([...ipLinks(ns).keys()].sort()).toEqual(before);
     expect(ipLinks(ns).get('ztbr9')!.mtu).toBe(1400);
+  });
+});
+
+describe('interrupted runs', () => {
+  test('an alias-less tap named in the intent journal is adopted; without the journal it is foreign', async () => {
+    if (skip) return;
+    const ns = makeNetns('ztnj');
+    try {
+      // What a run killed between TUNSETIFF and the alias message leaves behind.
+      createTap('tn7w0', { netns: ns });
+      const tenants = [tenant(7)];
+      await expect(applyTenants(tenants, { netns: ns })).rejects.toBeInstanceOf(OwnershipError);
+      writeIntent(ns, ['ztbr7', 'tn7w0']);
+      const r = await applyTenants(tenants, { netns: ns });
+      expect(r.changes.map((c) => c.text)).toContainEqual(expect.stringMatching(/^fix tn7w0: alias unset -> 'ztb:t7:tap'/));
+      expect(ipLinks(ns).get('tn7w0')!.ifalias).toBe('ztb:t7:tap');
+      expect(readIntent(ns).size).toBe(0);
+      expect((await applyTenants(tenants, { netns: ns })).noop).toBe(true);
+    } finally {
+      cleanupHost(ns);
+    }
   });
 });
 
