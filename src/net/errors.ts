@@ -14,7 +14,8 @@ function errnoName(errno: number): string {
 }
 
 /** Human explanations for the errnos the orchestrator meets in practice. */
-function explain(name: string, object: string): string {
+function explain(name: string, object: string, op: string): string {
+  if (op === 'enter netns' && (name === 'EPERM' || name === 'EACCES')) return `not permitted to enter netns ${object}: CAP_SYS_ADMIN is required`;
   switch (name) {
     case 'EEXIST':
       return `${object} already exists`;
@@ -46,7 +47,7 @@ export class NetlinkError extends ZtbError {
   readonly object: string;
   constructor(op: string, object: string, errno: number, options?: { cause?: unknown; name?: string }) {
     const name = options?.name ?? errnoName(errno);
-    super(`ERR_ZTB_NETLINK_${name}`, `${op} ${object}: ${explain(name, object)} (${name}, errno ${errno})`, options);
+    super(`ERR_ZTB_NETLINK_${name}`, `${op} ${object}: ${explain(name, object, op)} (${name}, errno ${errno})`, options);
     this.errno = errno;
     this.errnoName = name;
     this.op = op;

@@ -251,7 +251,8 @@ class Executor {
 
 async function planFor(nl: Rtnl, desired: DesiredTopology, inner: boolean, adopted: Set<string>): Promise<{ plan: Plan; messages: number }> {
   const actual = await readActual(nl, desired, { inner });
-  // readActual opens one socket per sandbox namespace; count those requests as 3 each.
+  // readActual opens one socket per sandbox namespace and sends 4 dumps on it (links, addresses,
+  // IPv4 and IPv6 routes); count them too.
   const messages = actual.inner.size * 4;
   return { plan: planChanges(desired, actual, { adopted, inner }), messages };
 }
