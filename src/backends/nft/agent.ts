@@ -189,12 +189,36 @@ def connect():
     for t in threads: t.join()
     print(json.dumps(out), flush=True)
 
+def stream(dst, port, seconds):
+    # One TCP connection echoing numbered 64-byte messages for a while: any drop long enough to
+    # stall it, or a reset, shows up as an error or a short count.
+    fam = socket.AF_INET6 if ':' in dst else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(5)
+    sent = echoed = 0; err = ''
+    try:
+        s.connect((dst, port))
+        end = time.time() + seconds
+        while time.time() < end:
+            msg = ('%063d\n' % sent).encode(); s.sendall(msg); sent += 1
+            got = b''
+            while len(got) < len(msg):
+                d = s.recv(len(msg) - len(got))
+                if not d: raise OSError('connection closed')
+                got += d
+            if got == msg: echoed += 1
+            time.sleep(0.002)
+        s.close()
+    except OSError as e:
+        err = str(e) or type(e).__name__
+    print(json.dumps({'sent': sent, 'echoed': echoed, 'error': err}), flush=True)
+
 mode = sys.argv[1]
 if mode == 'send': send()
 elif mode == 'sendloop': sendloop()
 elif mode == 'sniff': sniff(sys.argv[2])
 elif mode == 'serve': serve([int(x) for x in sys.argv[2].split(',')])
 elif mode == 'connect': connect()
+elif mode == 'stream': stream(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
 else: sys.exit('unknown mode ' + mode)
 `;
 

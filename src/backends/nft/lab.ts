@@ -249,6 +249,20 @@ export async function connectProbes(netns: string | null, probes: ConnectProbe[]
   return JSON.parse(out) as { ok: boolean; detail: string }[];
 }
 
+/** A TCP stream of echoed messages for `seconds` from a namespace (see the agent's `stream`). */
+export function tcpStream(netns: string | null, dst: string, port: number, seconds: number): Promise<{ sent: number; echoed: number; error: string }> {
+  const argv = agentArgv(netns, 'stream', dst, String(port), String(seconds));
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { sent: number; echoed: number; error: string }) : reject(new NftCommandError(argv.slice(0, 5), code, err))));
+  });
+}
+
 /** Starts a TCP/UDP echo server on `port`(s) in a namespace; resolves once it listens. */
 export async function startServer(netns: string | null, port: number | number[]): Promise<{ stop(): Promise<void> }> {
   const argv = agentArgv(netns, 'serve', (Array.isArray(port) ? port : [port]).join(','));

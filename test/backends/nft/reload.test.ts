@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { skipPrivileged } from '../../helpers/privileged.js';
 import { applyNft, listNft, readCounters } from '../../../src/backends/nft/apply.js';
 import { NftCommandError } from '../../../src/backends/nft/errors.js';
-import { Lab, Sniffer, sendPackets, type CraftedPacket } from '../../../src/backends/nft/lab.js';
+import { Lab, Sniffer, sendPackets, startServer, tcpStream, type CraftedPacket } from '../../../src/backends/nft/lab.js';
 import { renderNft } from '../../../src/backends/nft/render.js';
 import { buildIr, type RuleSpec } from './ir-builder.js';
 
@@ -33,6 +33,8 @@ function policy(extra: number): ReturnType<typeof buildIr> {
       { action: 'block' },
       { action: 'pass', dir: 'in', iface: { name: 'em0', neg: false }, ...udp(5000) },
       { action: 'pass', dir: 'out', iface: { name: 'em1', neg: false }, ...udp(5000) },
+      { action: 'pass', dir: 'in', iface: { name: 'em0', neg: false }, proto: 6, dstPort: { op: '=', lo: 7000, hi: 7000 } },
+      { action: 'pass', dir: 'out', iface: { name: 'em1', neg: false }, proto: 6, dstPort: { op: '=', lo: 7000, hi: 7000 } },
     ],
   });
 }
@@ -69,7 +71,10 @@ describe('atomic reload', () => {
       pkts.push({ src: '10.1.0.2', dst: '10.2.0.2', proto: 17, sport: 42000, dport: 5000, token: `A${String(i).padStart(7, '0')}` });
       if (i % 5 === 0) pkts.push({ src: '10.1.0.2', dst: '10.2.0.2', proto: 17, sport: 42001 + (i % 50), dport: 9999, token: `F${String(i).padStart(7, '0')}` });
     }
+    const server = await startServer(lab.ep('b').ns, 7000);
     const sn = await Sniffer.start(lab.ep('b').ns, 'eth0');
+    // An established TCP stream runs through all the reloads as well.
+    const streaming = tcpStream(lab.ep('a').ns, lab.ep('b').addr4, 7000, 4);
     const sending = sendPackets(lab.ep('a').ns, pkts, 0.002);
     let reloads = 0;
     let done = false;
@@ -80,7 +85,12 @@ describe('atomic reload', () => {
       reloads++;
     }
     await sending;
+    const stream = await streaming;
+    await server.stop();
     const got = await sn.stop();
+    expect(stream.error).toBe('');
+    expect(stream.sent).toBeGreaterThan(100);
+    expect(stream.echoed).toBe(stream.sent);
     const allowed = new Set(got.filter((p) => p.token.startsWith('A')).map((p) => p.token));
     const forbidden = got.filter((p) => p.token.startsWith('F'));
     expect(done).toBe(true);
