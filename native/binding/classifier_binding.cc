@@ -5,6 +5,10 @@
 // finalizer; every C++ exception is caught here and rethrown as a NativeError.
 #include <atomic>
 #include <chrono>
+#include <ctime>
+#ifdef __linux__
+#include <sched.h>
+#endif
 #include <memory>
 #include <string>
 #include <thread>
@@ -286,14 +290,47 @@ Napi::Value JsClassbenchGenerateTrace(const Napi::CallbackInfo& info) {
   });
 }
 
+// Pins the calling thread to one CPU for a measurement (the CPU dpdk-test-acl runs on, so both
+// contenders share the same core's load), restoring the previous mask afterwards. No-op for
+// cpu < 0 or off Linux.
+class PinToCpu {
+ public:
+  explicit PinToCpu(int cpu) {
+#ifdef __linux__
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return;
+    if (sched_getaffinity(0, sizeof(old_), &old_) != 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pinned_ = sched_setaffinity(0, sizeof(set), &set) == 0;
+#else
+    (void)cpu;
+#endif
+  }
+  ~PinToCpu() {
+#ifdef __linux__
+    if (pinned_) sched_setaffinity(0, sizeof(old_), &old_);
+#endif
+  }
+  PinToCpu(const PinToCpu&) = delete;
+  PinToCpu& operator=(const PinToCpu&) = delete;
+
+ private:
+#ifdef __linux__
+  cpu_set_t old_{};
+  bool pinned_ = false;
+#endif
+};
+
 // Native-only timing loop: `iterations` passes over the keys, one first_match per key ('single')
 // or first_match_batch over slices of batchSize ('batch'). Returns seconds and a checksum of the
 // results (so the work cannot be optimised away, and the caller can compare runs).
 Napi::Value JsBenchLookupLoop(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
-    const char* usage = "benchLookupLoop(handle, keys: Uint32Array, iterations: number, batchSize: number (0 = single))";
-    if (info.Length() != 4 || !info[2].IsNumber() || !info[3].IsNumber()) type_error(env, usage);
+    const char* usage =
+        "benchLookupLoop(handle, keys: Uint32Array, iterations: number, batchSize: number (0 = single), cpu?: number)";
+    if (info.Length() < 4 || info.Length() > 5 || !info[2].IsNumber() || !info[3].IsNumber()) type_error(env, usage);
     Handle* h = unwrap(env, info[0], usage);
     Napi::Uint32Array keys = u32(env, info[1], usage);
     const uint32_t iters = info[2].As<Napi::Number>().Uint32Value();
@@ -303,6 +340,7 @@ Napi::Value JsBenchLookupLoop(const Napi::CallbackInfo& info) {
     const size_t n = keys.ElementLength() / h->n_dims;
     const uint32_t* k = keys.Data();
     std::vector<uint32_t> out(batch == 0 ? 1 : batch);
+    PinToCpu pin(info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().Int32Value() : -1);
     uint64_t sum = 0;
     const auto t0 = std::chrono::steady_clock::now();
     for (uint32_t it = 0; it < iters; ++it) {
@@ -350,12 +388,15 @@ Napi::Value JsBenchUpdates(const Napi::CallbackInfo& info) {
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> lookups{0};
     std::thread reader([&] {
+      // Batches of 256, as the packet path runs: one State load per batch.
       const size_t n = keys.size() / n_dims;
       uint64_t done = 0, sum = 0;
+      std::vector<uint32_t> out(256);
       while (!stop.load(std::memory_order_relaxed)) {
         for (size_t i = 0; i < n && !stop.load(std::memory_order_relaxed); i += 256) {
           const size_t m = std::min<size_t>(256, n - i);
-          for (size_t j = 0; j < m; ++j) sum += u.first_match(keys.data() + (i + j) * n_dims);
+          u.first_match_batch(keys.data() + i * n_dims, m, out.data());
+          for (size_t j = 0; j < m; ++j) sum += out[j];
           done += m;
         }
       }
@@ -369,6 +410,14 @@ Napi::Value JsBenchUpdates(const Napi::CallbackInfo& info) {
     for (const BoxRule& r : rules) next_value = std::max(next_value, r.value + 1);
     uint64_t x = 0x9e3779b97f4a7c15ULL;
     Status bad;
+    // CPU time as well as wall time: on a shared, loaded machine the wall-clock rate mostly
+    // measures the scheduler; the writer's CPU time is the cost of an update.
+    auto cpu = [](clockid_t c) {
+      timespec t{};
+      clock_gettime(c, &t);
+      return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+    };
+    const double writer0 = cpu(CLOCK_THREAD_CPUTIME_ID);
     const auto t0 = std::chrono::steady_clock::now();
     uint32_t done = 0;
     for (; done < n_updates; done += 2) {
@@ -383,6 +432,7 @@ Napi::Value JsBenchUpdates(const Napi::CallbackInfo& info) {
       live[victim] = r.value;
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double writer_cpu = cpu(CLOCK_THREAD_CPUTIME_ID) - writer0;
     stop.store(true);
     reader.join();
     if (!bad.is_ok()) throw_status(env, bad);
@@ -392,6 +442,8 @@ Napi::Value JsBenchUpdates(const Napi::CallbackInfo& info) {
     o.Set("updates", static_cast<double>(done));
     o.Set("seconds", secs);
     o.Set("updatesPerSec", done / secs);
+    o.Set("writerCpuSeconds", writer_cpu);
+    o.Set("updatesPerWriterCpuSec", writer_cpu > 0 ? done / writer_cpu : 0.0);
     o.Set("lookupsPerSec", static_cast<double>(lookups.load()) / secs);
     o.Set("rebuilds", static_cast<double>(st.rebuilds));
     o.Set("maxDelta", static_cast<double>(st.max_delta));

@@ -210,7 +210,10 @@ Status UpdatableClassifier::maybe_rebuild_locked() {
   Status s = finish_rebuild_locked(false);
   if (!s.is_ok()) return s;
   const uint32_t delta = cur_->arena->size.load(std::memory_order_relaxed);
-  const bool want = delta >= opt_.rebuild_delta || (dead_in_base_ > 64 && dead_in_base_ * 4 > cur_->base->c.size());
+  // The arena may grow to half the base (a small base is cheap to rebuild), capped by the option.
+  const size_t base_n = cur_->base->c.size();
+  const size_t limit = std::max<size_t>(4 * kRunRules, std::min<size_t>(opt_.rebuild_delta, base_n / 2));
+  const bool want = delta >= limit || (dead_in_base_ > 64 && dead_in_base_ * 4 > base_n);
   if (!want || rebuilding_) return Status::ok();
   rebuilding_ = true;
   rebuild_end_ = next_seq_;

@@ -13,13 +13,13 @@
 // Each single update is one atomic store (a tombstone word fetch_or, a dead flag, or an arena count
 // release-store after the entry is written), so a reader sees every update entirely or not at
 // all; new runs are published by storing a new State that shares the base and the arena. When
-// the arena reaches Options::rebuild_delta entries or a quarter of the base is dead, a background
-// thread builds a new base from a snapshot of the live rules; the writer replays what changed
-// meanwhile (rules inserted after the snapshot form the new arena, rules erased meanwhile become
-// tombstones) and publishes the new State with one atomic store ("swap, never half-apply"). Old
-// States, bases and runs are freed by reference counting when the last reader that loaded them
-// lets go (std::atomic<std::shared_ptr<State>>: a reader's load takes a reference, so nothing is
-// freed under a reader — the RCU grace period is the reference count).
+// the arena reaches min(Options::rebuild_delta, half the base) entries or a quarter of the base
+// is dead, a background thread builds a new base from a snapshot of the live rules; the writer
+// replays what changed meanwhile (rules inserted after the snapshot form the new arena, rules
+// erased meanwhile become tombstones) and publishes the new State with one atomic store ("swap,
+// never half-apply"). Old States, bases and runs are freed by reference counting when the last
+// reader that loaded them lets go (std::atomic<std::shared_ptr<State>>: a reader's load takes a
+// reference, so nothing is freed under a reader — the RCU grace period is the reference count).
 //
 // Ordering: rules carry a sequence number (insertion order). Position order in the base is
 // (priority, seq); every base rule's seq is smaller than every delta rule's; arena entries are in
@@ -66,7 +66,8 @@ class UpdatableClassifier {
 
   struct Options {
     ClassifierOptions classifier;
-    uint32_t rebuild_delta = 4096;   // arena size that triggers a background base rebuild
+    // Arena size that triggers a background base rebuild: min(this, base size / 2), at least 256.
+    uint32_t rebuild_delta = 4096;
     uint32_t delta_capacity = 65536; // per arena; when full the writer waits for / runs a rebuild
     bool background = true;          // false: base rebuilds run inline (deterministic tests)
   };

@@ -50,6 +50,9 @@ export interface UpdateTiming {
   updates: number;
   seconds: number;
   updatesPerSec: number;
+  /** Updates per second of the writer thread's CPU time (load-independent cost of an update). */
+  updatesPerWriterCpuSec: number;
+  writerCpuSeconds: number;
   lookupsPerSec: number;
   rebuilds: number;
   maxDelta: number;
@@ -65,7 +68,7 @@ declare module './native.js' {
     classbenchParseRules(text: string | Buffer): Uint32Array;
     classbenchParseTrace(text: string | Buffer): ClassbenchTrace;
     classbenchGenerateTrace(rules: Uint32Array, n: number, seed: number): Uint32Array;
-    benchLookupLoop(handle: ClassifierHandle, keys: Uint32Array, iterations: number, batchSize: number): LoopTiming;
+    benchLookupLoop(handle: ClassifierHandle, keys: Uint32Array, iterations: number, batchSize: number, cpu?: number): LoopTiming;
     benchUpdates(rules: Uint32Array, nDims: number, keys: Uint32Array, nUpdates: number): UpdateTiming;
     cpuHasAvx2(): boolean;
   }
@@ -126,8 +129,9 @@ export function generateClassbenchTrace(rules: Uint32Array, n: number, seed: num
   return loadNative().classbenchGenerateTrace(rules, n, seed);
 }
 
-export function benchLookupLoop(c: NativeClassifier, keys: Uint32Array, iterations: number, batchSize: number): LoopTiming {
-  return loadNative().benchLookupLoop(c.handle, keys, iterations, batchSize);
+/** Native-only timing loop (batchSize 0 = one first_match per key); cpu pins the thread (Linux). */
+export function benchLookupLoop(c: NativeClassifier, keys: Uint32Array, iterations: number, batchSize: number, cpu = -1): LoopTiming {
+  return loadNative().benchLookupLoop(c.handle, keys, iterations, batchSize, cpu);
 }
 
 /** True when the classifier runs its AVX2 kernels on this CPU. */
