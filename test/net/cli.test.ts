@@ -107,6 +107,11 @@ describe('CLI', () => {
     const l = await acquireLock(ns);
     await expect(acquireLock(ns)).rejects.toBeInstanceOf(LockError);
     await expect(acquireLock(ns)).rejects.toThrow(/another ztb-enforce run is changing netns/);
+    // A CLI run against the same host meanwhile stops before changing anything.
+    const r = cli(['apply', file, '--netns', ns]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/another ztb-enforce run is changing netns \S+; try again when it has finished/);
+    expect([...ipLinks(ns).keys()]).toEqual(['lo']);
     await l.release();
     const again = await acquireLock(ns);
     await again.release();
