@@ -122,7 +122,7 @@ template <class C>
 class Engine {
  public:
   explicit Engine(EngineOptions opts)
-      : opts_(opts), flows_(opts.max_states, opts.timeouts, false) {
+      : opts_(opts), flows_(opts.max_states, opts.timeouts) {
     flows_.on_free = &Engine::on_state_free;
     flows_.on_free_ctx = this;
   }
@@ -138,7 +138,6 @@ class Engine {
     if (!cls.is_ok()) return cls.status();
     prog->generation = ++generation_;
     auto rs = std::make_shared<Ruleset<C>>(Ruleset<C>{prog, cls.take()});
-    flows_.set_if_bound((prog->flags & kProgramIfBound) != 0);
     std::atomic_store(&ruleset_, std::shared_ptr<const Ruleset<C>>(rs));
     return Status::ok();
   }
@@ -175,7 +174,13 @@ class Engine {
   static void on_state_free(void* ctx, const State& s) {
     auto* self = static_cast<Engine*>(ctx);
     const Program* p = self->current_ ? self->current_->program.get() : nullptr;
-    if (p && s.generation == p->generation && s.rule_id < p->n_rules) p->rule_counters[s.rule_id].states_cur.sub(1);
+    if (!p || s.generation != p->generation) return;
+    auto sub = [&](uint32_t r) {
+      if (r < p->n_rules) p->rule_counters[r].states_cur.sub(1);
+    };
+    sub(s.rule_id);
+    sub(s.anchor_rule_id);
+    for (int i = 0; i < s.n_match; ++i) sub(s.match_ids[i]);
   }
 
   bool flags_ok(uint8_t bits, uint8_t mask, const PacketKey& k) const {

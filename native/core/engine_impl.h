@@ -218,6 +218,8 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
     return finish(Reason::kNormalize);
   }
   const int dir = k.dir ? 1 : 0;
+  // pf counts a decided packet on its rule and anchor rule; match rules count only through a
+  // state (the creating packet and the state's later traffic).
   auto count_rules = [&](const Program& prog, uint32_t rule, uint32_t anchor, const uint32_t* ids, int n) {
     auto add = [&](uint32_t r) {
       if (r == kNone || r >= prog.n_rules) return;
@@ -229,11 +231,13 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
     for (int i = 0; i < n; ++i) add(ids[i]);
   };
 
-  // State lookup first.
+  // State lookup first. ICMP errors belong to the state of the packet they quote, which this key
+  // does not carry: like the reference evaluator, they never match nor create a state.
   const bool icmp = k.proto == 1 || k.proto == 58;
+  const bool icmp_error = k.has_icmp && icmp_is_error(k.proto, k.icmp_type);
   const FlowTuple tuple = tuple_of(k);
   const FlowTuple skey = state_key(k);
-  FlowMatch m = flows_.lookup(skey, k.dir, k.ifindex, now_ms);
+  FlowMatch m = icmp_error ? FlowMatch{} : flows_.lookup(skey, k.dir, k.ifindex, now_ms);
   if (m.node != kNoIndex && k.proto == 6) {
     // pf: a new SYN on a fully closed connection removes the old state and is filtered anew.
     const State& s = flows_.state(m.node);
@@ -300,7 +304,7 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
   if (e.kind == EntryKind::kBlock) {
     v->block = 1;
     if (e.flags & kEntryReturn) v->ret = k.proto == 6 ? ReturnAction::kRst : ReturnAction::kIcmpUnreach;
-    count_rules(*p, e.rule_id, e.anchor_rule_id, w.match_ids, w.n_match);
+    count_rules(*p, e.rule_id, e.anchor_rule_id, nullptr, 0);
     count_tenant();
     return finish(Reason::kRule);
   }
@@ -315,10 +319,27 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
     v->translated = true;
     v->xlat = out_tuple;
   }
-  if (e.flags & kEntryKeepState) {
+  if (!(e.flags & kEntryKeepState) || icmp_error) {
+    count_rules(*p, e.rule_id, e.anchor_rule_id, nullptr, 0);
+    count_tenant();
+    return finish(Reason::kRule);
+  }
+  {
+    const bool bound = (p->flags & kProgramIfBound) != 0;
+    const FlowTuple rev = state_key(k).reversed();
+    // A full table, or a same-direction state owning one of the new keys (pf's STATEINS, only
+    // translations can cause it), refuses the state: the packet is dropped.
+    if (!flows_.has_room(now_ms) || flows_.collides(skey, rev, k.dir, bound, k.ifindex, now_ms)) {
+      v->block = 1;
+      v->translated = false;
+      counters_.state_limit.add(1);
+      count_tenant();
+      return finish(Reason::kStateLimit);
+    }
     State s;
+    s.bound = bound;
     s.fwd = skey;
-    s.rev = state_key(k).reversed();
+    s.rev = rev;
     s.ifindex = k.ifindex;
     s.dir = k.dir;
     s.rule_id = e.rule_id;
@@ -339,8 +360,15 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
     }
     v->state_created = true;
     counters_.states_created.add(1);
-    p->rule_counters[e.rule_id].states_cur.add(1);
-    p->rule_counters[e.rule_id].states_total.add(1);
+    // pf_create_state counts the state on its rule, its anchor rule and its match rules alike.
+    auto add_state = [&](uint32_t r) {
+      if (r == kNone || r >= p->n_rules) return;
+      p->rule_counters[r].states_cur.add(1);
+      p->rule_counters[r].states_total.add(1);
+    };
+    add_state(e.rule_id);
+    add_state(e.anchor_rule_id);
+    for (int i = 0; i < s.n_match; ++i) add_state(s.match_ids[i]);
   }
   count_rules(*p, e.rule_id, e.anchor_rule_id, w.match_ids, w.n_match);
   count_tenant();

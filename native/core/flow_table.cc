@@ -40,8 +40,7 @@ uint32_t pow2_at_least(uint64_t n) {
 }
 }  // namespace
 
-FlowTable::FlowTable(uint32_t capacity, Timeouts timeouts, bool if_bound)
-    : capacity_(capacity), timeouts_(timeouts), if_bound_(if_bound) {
+FlowTable::FlowTable(uint32_t capacity, Timeouts timeouts) : capacity_(capacity), timeouts_(timeouts) {
   uint32_t nb = pow2_at_least(uint64_t{capacity} * 2 < 16 ? 16 : uint64_t{capacity} * 2);
   mask_ = nb - 1;
   nodes_.resize(capacity);
@@ -96,6 +95,8 @@ void FlowTable::remove(uint32_t node) {
 }
 
 FlowMatch FlowTable::lookup(const FlowTuple& t, uint8_t dir, uint32_t ifindex, uint64_t now_ms) {
+  FlowMatch bound_best, floating_best;
+  uint64_t bound_seq = ~uint64_t{0}, floating_seq = ~uint64_t{0};
   uint32_t link_id = buckets_[bucket_of(t)];
   while (link_id != kNoIndex) {
     uint32_t node = link_id >> 1;
@@ -107,13 +108,50 @@ FlowMatch FlowTable::lookup(const FlowTuple& t, uint8_t dir, uint32_t ifindex, u
     if (dir_ok && (side == 0 ? s.fwd == t : s.rev == t)) {
       if (is_dead(s, now_ms)) {
         remove(node);  // dead: free it and keep looking (a live twin may exist)
-      } else if (!if_bound_ || s.ifindex == ifindex) {
-        return FlowMatch{node, side == 1};
+      } else if (s.bound) {
+        if (s.ifindex == ifindex && s.seq < bound_seq) { bound_seq = s.seq; bound_best = FlowMatch{node, side == 1}; }
+      } else if (s.seq < floating_seq) {
+        floating_seq = s.seq;
+        floating_best = FlowMatch{node, side == 1};
       }
     }
     link_id = next;
   }
-  return FlowMatch{};
+  return bound_best.node != kNoIndex ? bound_best : floating_best;
+}
+
+bool FlowTable::has_room(uint64_t now_ms) {
+  if (free_head_ != kNoIndex) return true;
+  uint32_t budget = capacity_ < kFullSweep ? capacity_ : kFullSweep;
+  expire(now_ms, budget);
+  return free_head_ != kNoIndex;
+}
+
+bool FlowTable::collides(const FlowTuple& o, const FlowTuple& rev, uint8_t dir, bool bound, uint32_t ifindex,
+                         uint64_t now_ms) {
+  for (int side = 0; side < 2; ++side) {
+    const FlowTuple& t = side == 0 ? o : rev;
+    uint32_t link_id = buckets_[bucket_of(t)];
+    while (link_id != kNoIndex) {
+      uint32_t node = link_id >> 1;
+      int s_side = static_cast<int>(link_id & 1);
+      State& s = nodes_[node];
+      uint32_t next = s.next[s_side];
+      if (s_side == side && (side == 0 ? s.fwd == t : s.rev == t)) {
+        if (is_dead(s, now_ms)) {
+          remove(node);
+        } else if (s.dir == dir && !(s.bound && bound && s.ifindex != ifindex)) {
+          if (s.fwd.proto == 6 && s.peer[0] >= kTcpFinWait2 && s.peer[1] >= kTcpFinWait2) {
+            remove(node);  // a fully closed connection gives way
+          } else {
+            return true;
+          }
+        }
+      }
+      link_id = next;
+    }
+  }
+  return false;
 }
 
 bool FlowTable::wire_key_used(const FlowTuple& t) const {
@@ -128,12 +166,7 @@ bool FlowTable::wire_key_used(const FlowTuple& t) const {
 }
 
 uint32_t FlowTable::insert(const State& init, uint64_t now_ms) {
-  if (free_head_ == kNoIndex) {
-    // Full: reclaim dead states before refusing, within a bounded sweep.
-    uint32_t budget = capacity_ < kFullSweep ? capacity_ : kFullSweep;
-    expire(now_ms, budget);
-    if (free_head_ == kNoIndex) return kNoIndex;
-  }
+  if (!has_room(now_ms)) return kNoIndex;
   uint32_t node = free_head_;
   free_head_ = nodes_[node].next[0];
   State& s = nodes_[node];
@@ -142,6 +175,7 @@ uint32_t FlowTable::insert(const State& init, uint64_t now_ms) {
   s.created_ms = now_ms;
   s.last_ms = now_ms;
   s.next[0] = s.next[1] = kNoIndex;
+  s.seq = next_seq_++;
   link(node, 0);
   link(node, 1);
   ++n_states_;

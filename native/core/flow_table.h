@@ -87,6 +87,8 @@ struct State {
   uint32_t match_ids[kMaxStateMatchIds] = {};
   uint32_t generation = 0;  // ruleset generation the creating rule belongs to
   uint32_t tenant = kNoIndex;
+  bool bound = false;  // created under `set state-policy if-bound`: matches on `ifindex` only
+  uint64_t seq = 0;    // insertion order: among several matching states the oldest wins
   uint64_t created_ms = 0;
   uint64_t last_ms = 0;
   uint64_t timeout_ms = 0;
@@ -108,10 +110,19 @@ class FlowTable {
  public:
   static constexpr uint32_t kFullSweep = 4096;
 
-  FlowTable(uint32_t capacity, Timeouts timeouts, bool if_bound);
+  FlowTable(uint32_t capacity, Timeouts timeouts);
 
   // Readers and writers: one thread at a time (the engine's batch call).
+  // Finds the state for a packet: a bound state of this interface first, else the oldest floating
+  // one. Dead states met on the way are freed.
   FlowMatch lookup(const FlowTuple& t, uint8_t dir, uint32_t ifindex, uint64_t now_ms);
+  // Is there room for one more state? A full table first frees dead states (bounded sweep).
+  bool has_room(uint64_t now_ms);
+  // pf_state_key_attach's collision test for a new state (creation direction `dir`, forward tuple
+  // o, reply tuple rev): a live state of the same direction already owns the same forward tuple or
+  // the same reply tuple (unless both are bound to different interfaces). Closed TCP states and
+  // dead states met on the way are freed and give way.
+  bool collides(const FlowTuple& o, const FlowTuple& rev, uint8_t dir, bool bound, uint32_t ifindex, uint64_t now_ms);
   // Inserts a new state; returns its node, or kNoIndex when the table is full of live states.
   uint32_t insert(const State& s, uint64_t now_ms);
   // Advances the protocol state for a packet that matched `m` and refreshes its timeout.
@@ -129,7 +140,6 @@ class FlowTable {
   // True when some state, live or dead but not yet freed, has pf wire key keyOf(in, t): the
   // nat-to port search avoids such keys (as the reference evaluator does).
   bool wire_key_used(const FlowTuple& t) const;
-  void set_if_bound(bool b) { if_bound_ = b; }
   const Timeouts& timeouts() const { return timeouts_; }
   // Initial protocol state and timeout of a new state for `proto`.
   void init_protocol_state(State& s, uint8_t tcp_flags) const;
@@ -148,7 +158,7 @@ class FlowTable {
   uint32_t capacity_;
   uint32_t mask_;
   Timeouts timeouts_;
-  bool if_bound_;
+  uint64_t next_seq_ = 1;
   std::vector<State> nodes_;
   std::vector<uint32_t> buckets_;
   uint32_t free_head_ = kNoIndex;

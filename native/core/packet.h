@@ -90,4 +90,11 @@ inline bool icmp_is_echo(uint8_t proto, uint8_t type) {
   return false;
 }
 
+// ICMP error types pf relates to the state of the packet they quote (pf_icmp_mapping).
+inline bool icmp_is_error(uint8_t proto, uint8_t type) {
+  if (proto == 1) return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
+  if (proto == 58) return type == 1 || type == 2 || type == 3 || type == 4 || type == 137;
+  return false;
+}
+
 }  // namespace ztb

@@ -33,7 +33,7 @@ State make_state(FlowTable& ft, const FlowTuple& o, const FlowTuple& t, uint8_t 
 }  // namespace
 
 TEST(flow_direction_ordered_keys) {
-  FlowTable ft(16, Timeouts{}, false);
+  FlowTable ft(16, Timeouts{});
   FlowTuple ab = tup(1, 1000, 2, 443);
   uint32_t n = ft.insert(make_state(ft, ab, ab, 0), 0);
   CHECK(n != kNoIndex);
@@ -47,7 +47,7 @@ TEST(flow_direction_ordered_keys) {
 }
 
 TEST(flow_translation_keys) {
-  FlowTable ft(16, Timeouts{}, false);
+  FlowTable ft(16, Timeouts{});
   // out nat: stack A->B, wire N->B
   FlowTuple o = tup(1, 1000, 2, 80);
   FlowTuple t = tup(9, 1000, 2, 80);
@@ -61,18 +61,36 @@ TEST(flow_translation_keys) {
 }
 
 TEST(flow_if_bound) {
-  FlowTable ft(16, Timeouts{}, true);
+  FlowTable ft(16, Timeouts{});
   FlowTuple ab = tup(1, 1000, 2, 443);
   State s = make_state(ft, ab, ab, 0);
   s.ifindex = 5;
+  s.bound = true;
   ft.insert(s, 0);
   CHECK(ft.lookup(ab, 0, 5, 1).node != kNoIndex);
   CHECK(ft.lookup(ab, 0, 6, 1).node == kNoIndex);
 }
 
+TEST(flow_collisions_and_oldest_first) {
+  FlowTable ft(16, Timeouts{});
+  FlowTuple o = tup(1, 1000, 2, 80);
+  FlowTuple n1 = tup(9, 50001, 2, 80);
+  uint32_t a = ft.insert(make_state(ft, o, n1, 1), 0);
+  // Another out-state translating onto the same wire tuple collides; a different one does not.
+  CHECK(ft.collides(tup(3, 1000, 2, 80), n1.reversed(), 1, false, 0, 1));
+  CHECK(!ft.collides(tup(3, 1000, 2, 80), tup(9, 50002, 2, 80).reversed(), 1, false, 0, 1));
+  // An in-state and an out-state on one lookup key: the oldest is found.
+  FlowTuple ab = tup(5, 10, 6, 20);
+  uint32_t first = ft.insert(make_state(ft, ab, ab, 0), 2);
+  uint32_t second = ft.insert(make_state(ft, ab.reversed(), ab.reversed(), 1), 3);
+  CHECK(ft.lookup(ab, 0, 0, 4).node == first);
+  CHECK(second != kNoIndex && a != kNoIndex);
+  CHECK(ft.check_invariants());
+}
+
 TEST(flow_tcp_state_machine_and_timeouts) {
   Timeouts to;
-  FlowTable ft(16, to, false);
+  FlowTable ft(16, to);
   FlowTuple ab = tup(1, 1000, 2, 443);
   uint32_t n = ft.insert(make_state(ft, ab, ab, 0), 0);
   CHECK_EQ(ft.state(n).timeout_ms, to.tcp_first);
@@ -101,7 +119,7 @@ TEST(flow_tcp_state_machine_and_timeouts) {
 
 TEST(flow_udp_single_multiple) {
   Timeouts to;
-  FlowTable ft(4, to, false);
+  FlowTable ft(4, to);
   FlowTuple ab = tup(1, 5353, 2, 53, 17);
   uint32_t n = ft.insert(make_state(ft, ab, ab, 1), 0);
   CHECK_EQ(ft.state(n).timeout_ms, to.udp_first);
@@ -113,14 +131,14 @@ TEST(flow_udp_single_multiple) {
 }
 
 TEST(flow_capacity_and_random_invariants) {
-  FlowTable ft(8, Timeouts{}, false);
+  FlowTable ft(8, Timeouts{});
   for (uint32_t i = 0; i < 8; ++i) CHECK(ft.insert(make_state(ft, tup(i, 1, 100, 2), tup(i, 1, 100, 2), 0), 0) != kNoIndex);
   CHECK(ft.insert(make_state(ft, tup(50, 1, 100, 2), tup(50, 1, 100, 2), 0), 1) == kNoIndex);  // full of live states
   // After tcp.first the states are dead: insert reclaims them.
   CHECK(ft.insert(make_state(ft, tup(50, 1, 100, 2), tup(50, 1, 100, 2), 0), 200'000) != kNoIndex);
   CHECK(ft.check_invariants());
   std::mt19937 rng(7);
-  FlowTable big(64, Timeouts{}, false);
+  FlowTable big(64, Timeouts{});
   uint64_t now = 0;
   for (int i = 0; i < 20000; ++i) {
     now += rng() % 5000;
