@@ -488,9 +488,15 @@ function renderDecisionChain(ctx: Ctx, dir: Direction, rule: IrRule): void {
   if (rule.log) stmts.push(logExpr(rule));
   if (rule.action === 'pass') {
     if (rule.state !== 'none') {
-      const bits = dir === 'in' ? (CT_IN | (rule.id + 1)) >>> 0 : (CT_OUT | ((rule.id + 1) << 15)) >>> 0;
-      const keep = dir === 'in' ? ~(CT_IN | CT_IN_RULE) >>> 0 : ~(CT_OUT | CT_OUT_RULE) >>> 0;
-      stmts.push({ mangle: { key: ct('mark'), value: { '|': [band(ct('mark'), keep), bits] } } });
+      // The state's key follows the packet that created it: IN on the connection's original
+      // direction (or OUT on its reply direction) is the "IN" bit, the other two the "OUT" bit.
+      // A packet conntrack does not track (invalid) gets no state, as neither rule matches it.
+      const inBit: [number, number] = [(CT_IN | (rule.id + 1)) >>> 0, ~(CT_IN | CT_IN_RULE) >>> 0];
+      const outBit: [number, number] = [(CT_OUT | ((rule.id + 1) << 15)) >>> 0, ~(CT_OUT | CT_OUT_RULE) >>> 0];
+      const [orig, reply] = dir === 'in' ? [inBit, outBit] : [outBit, inBit];
+      for (const [cdir, [bits, keep]] of [['original', orig], ['reply', reply]] as const) {
+        addRule(ctx, name, [match(ct('direction'), cdir), { mangle: { key: ct('mark'), value: { '|': [band(ct('mark'), keep), bits] } } }]);
+      }
     }
     const t = dir === 'in' ? rule.rdrTo : rule.natTo;
     if (t) stmts.push(setMark(MARK_DECISION_FIELD, ((rule.id + 1) << 16) >>> 0));

@@ -149,6 +149,30 @@ describe('pf rule walk in nftables', () => {
     expect((await delivered(other, [pkt({})])).size).toBe(0);
   });
 
+  test('a state created by a reply-direction packet is keyed by that packet (regression)', async () => {
+    if (skip) return;
+    const udp = (p: number) => ({ proto: 17, dstPort: { op: '=' as const, lo: p, hi: p } });
+    const ir = buildIr({
+      '': [
+        { action: 'block' },
+        { action: 'pass', dir: 'in', iface: { name: 'em0', neg: false }, ...udp(5000), state: 'none', flags: null },
+        { action: 'pass', dir: 'out', iface: { name: 'em1', neg: false }, ...udp(5000), state: 'none', flags: null },
+        // b's answer comes in on em1 and creates a state there (pf: keyed in b -> a)...
+        { action: 'pass', dir: 'in', iface: { name: 'em1', neg: false }, proto: 17 },
+      ],
+    });
+    applyNft(ir, { netns: lab.gw });
+    const sa = await Sniffer.start(lab.ep('a').ns, 'eth0');
+    await sendPackets(lab.ep('a').ns, [pkt({ proto: 17, sport: 41234, dport: 5000 })]);
+    await sendPackets(lab.ep('b').ns, [pkt({ proto: 17, src: '10.2.0.2', dst: '10.1.0.2', sport: 5000, dport: 41234 })]);
+    // ...which does not match it leaving on em0 (out b -> a): no rule passes that, so it drops.
+    expect((await sa.stop()).filter((p) => p.proto === 17)).toEqual([]);
+    const c = readCounters(ir, { netns: lab.gw });
+    // (b's ICMP port unreachable for the first packet may add to both: it is related to the flow.)
+    expect(c[3]!.packets).toBeGreaterThanOrEqual(1);
+    expect(c[0]!.packets).toBeGreaterThanOrEqual(1);
+  });
+
   test('stateful pass needs flags S/SA; the counter of the deciding rule counts', async () => {
     if (skip) return;
     const ir = buildIr({ '': [{ action: 'block' }, { action: 'pass', proto: 6 }] });
