@@ -69,6 +69,20 @@ function flowKey(p: EvalPacket): string {
   return `${p.proto}/${ends.join('/')}`;
 }
 
+
+/** Sends one packet the way the batch test does and says whether it arrived (and where). */
+async function sendOne(p: EvalPacket, token: string): Promise<boolean> {
+  const k = IFACES.indexOf(p.ifname);
+  const sender = p.dir === 'in' ? `e${k}` : `f${k}`;
+  const at = p.dir === 'in' ? 'sink' : `e${k}`;
+  await senders.get(sender)!.send([{ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, flags: p.tcpFlags, icmpType: p.icmpType, icmpCode: p.icmpCode, token }]);
+  for (let i = 0; i < 40; i++) {
+    if (sniffers.get(at)!.packets().some((x) => x.token === token)) return true;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return false;
+}
+
 describe('nftables == reference evaluator on random policies', () => {
   test('random policies, real packets', async () => {
     if (skip) return;
@@ -145,5 +159,55 @@ describe('nftables == reference evaluator on random policies', () => {
     console.log(`[nft-equivalence] compared ${compared} packets (${translated} delivered with nat-to/rdr-to)`);
     expect(failures, `replay with ZTB_SEED=${seed}`).toEqual([]);
     expect(compared).toBeGreaterThanOrEqual(Math.min(200, POLICIES * 25));
+  });
+
+  test('stateful sequences (UDP, ICMP echo): replies and forwarded copies follow direction-keyed states', async () => {
+    if (skip) return;
+    const seed = testSeed('nft-equivalence-seq');
+    let compared = 0;
+    const failures: string[] = [];
+    let byState = 0;
+    for (let n = 0; n < Math.max(1, Math.floor(POLICIES / 4)); n++) {
+      const pseed = (seed + n) >>> 0;
+      const info = randomPolicy(pseed, { interfaces: IFACES.slice(0, 3), inet6: true, translations: false, maxRules: 10 });
+      const ir = compilePolicyText(info.text, `random-${pseed}.pf`);
+      applyNft(ir, { netns: lab.gw });
+      spawnSync('ip', ['netns', 'exec', lab.gw, 'conntrack', '-F'], { encoding: 'utf8' });
+      const ref = new ReferenceEvaluator(ir);
+      // TCP is left to the batch test: conntrack's TCP tracking is not pf's (docs/nft.md). Echo
+      // replies are kept only after a request of the same id was sent.
+      const requests = new Set<string>();
+      const pkts = randomPackets(pseed, PACKETS, info).filter((p) => {
+        if (!(ordinary(p.src) && ordinary(p.dst) && IFACES.includes(p.ifname))) return false;
+        if (p.proto === 17) return p.dport !== 0 && p.sport !== 0;
+        if (p.icmpType === 8 || p.icmpType === 128) {
+          requests.add(`${p.src}|${p.dst}|${p.sport}`);
+          return true;
+        }
+        if (p.icmpType === 0 || p.icmpType === 129) return requests.has(`${p.dst}|${p.src}|${p.sport}`);
+        return false;
+      });
+      for (const p of pkts) {
+        const ingress = p.dir === 'in' ? p.ifname : `f${p.ifname}`;
+        const egress = p.dir === 'in' ? SINK : p.ifname;
+        const rin = ref.evaluate({ ...p, dir: 'in', ifname: ingress });
+        const rout = rin.verdict === 'pass' ? ref.evaluate({ ...p, dir: 'out', ifname: egress }) : null;
+        const pass = rin.verdict === 'pass' && rout?.verdict === 'pass';
+        if (rin.reason === 'state' || rout?.reason === 'state') byState++;
+        const token = `s${String(compared).padStart(7, '0')}`;
+        const seen = await sendOne(p, token);
+        compared++;
+        if (seen !== pass) {
+          failures.push(`seed ${pseed} #${compared}: ${p.dir} on ${p.ifname} ${p.proto} ${p.src}:${p.sport} -> ${p.dst}:${p.dport} icmp ${p.icmpType ?? '-'}: reference ${pass ? 'pass' : 'block'} [in ${ingress}: ${rin.verdict} (${rin.reason} ${rin.ruleId ?? '-'})${rout ? `, out ${egress}: ${rout.verdict} (${rout.reason} ${rout.ruleId ?? '-'})` : ''}], kernel ${seen ? 'delivered' : 'dropped'}`);
+          break;
+        }
+      }
+      if (failures.length > 0) {
+        failures.push(`policy (seed ${pseed}):\n${info.text}`);
+        break;
+      }
+    }
+    console.log(`[nft-equivalence-seq] compared ${compared} packets in order (${byState} decided by a state)`);
+    expect(failures, `replay with ZTB_SEED=${seed}`).toEqual([]);
   });
 });
