@@ -107,7 +107,13 @@ FlowMatch FlowTable::lookup(const FlowTuple& t, uint8_t dir, uint32_t ifindex, u
     bool dir_ok = side == 0 ? dir == s.dir : dir != s.dir;
     if (dir_ok && (side == 0 ? s.fwd == t : s.rev == t)) {
       if (is_dead(s, now_ms)) {
-        remove(node);  // dead: free it and keep looking (a live twin may exist)
+        // Dead: free it and rescan the bucket (a live twin may exist). Rescanning, not following
+        // `next`: that may be this very node's other link, which remove() just reused.
+        remove(node);
+        bound_best = floating_best = FlowMatch{};
+        bound_seq = floating_seq = ~uint64_t{0};
+        link_id = buckets_[bucket_of(t)];
+        continue;
       } else if (s.bound) {
         if (s.ifindex == ifindex && s.seq < bound_seq) { bound_seq = s.seq; bound_best = FlowMatch{node, side == 1}; }
       } else if (s.seq < floating_seq) {
@@ -138,15 +144,14 @@ bool FlowTable::collides(const FlowTuple& o, const FlowTuple& rev, uint8_t dir, 
       State& s = nodes_[node];
       uint32_t next = s.next[s_side];
       if (s_side == side && (side == 0 ? s.fwd == t : s.rev == t)) {
-        if (is_dead(s, now_ms)) {
-          remove(node);
-        } else if (s.dir == dir && !(s.bound && bound && s.ifindex != ifindex)) {
-          if (s.fwd.proto == 6 && s.peer[0] >= kTcpFinWait2 && s.peer[1] >= kTcpFinWait2) {
-            remove(node);  // a fully closed connection gives way
-          } else {
-            return true;
-          }
+        bool closed = s.fwd.proto == 6 && s.peer[0] >= kTcpFinWait2 && s.peer[1] >= kTcpFinWait2;
+        bool same = s.dir == dir && !(s.bound && bound && s.ifindex != ifindex);
+        if (is_dead(s, now_ms) || (same && closed)) {
+          remove(node);  // dead, or a fully closed connection giving way: rescan (see lookup)
+          link_id = buckets_[bucket_of(t)];
+          continue;
         }
+        if (same) return true;
       }
       link_id = next;
     }

@@ -152,3 +152,19 @@ TEST(flow_capacity_and_random_invariants) {
     if (!big.check_invariants()) { CHECK(false); break; }
   }
 }
+
+// Regression: a dead state whose two links share a bucket (here A:p -> A:p, its own reply) was
+// freed mid-scan and the scan then followed the freed node's reused link into the free list,
+// looping forever.
+TEST(flow_regression_dead_state_both_links_in_one_bucket) {
+  FlowTable ft(4, Timeouts{});
+  FlowTuple self = tup(1, 5, 1, 5, 17);
+  for (int round = 0; round < 3; ++round) {
+    uint64_t t0 = static_cast<uint64_t>(round) * 1'000'000;
+    CHECK(ft.insert(make_state(ft, self, self, 0), t0) != kNoIndex);
+    CHECK(ft.lookup(self, 1, 0, t0 + 1).node != kNoIndex);
+    CHECK(ft.lookup(self, 1, 0, t0 + 500'000).node == kNoIndex);  // dead: freed, scan ends
+    CHECK(!ft.collides(self, self, 0, false, 0, t0 + 500'000));
+    CHECK(ft.check_invariants());
+  }
+}
