@@ -17,7 +17,6 @@ import type {
   Prefix,
 } from '../../policy/ir.js';
 import {
-  afOf,
   bigToIp,
   broadcastOf,
   networkOf,
@@ -693,6 +692,3 @@ function renderNat(ctx: Ctx, plans: DirPlan[]): void {
     }
   }
 }
-
-/** Re-exported for callers that need the static view of a host (probe, tests). */
-export { afOf };
