@@ -95,7 +95,9 @@ struct ClassifierKernels {
 #endif
 
   // First set position in chunk c of the AND of the classes, or kNoMatch.
-  static uint32_t chunk_first_scalar(const Group& g, const uint64_t* const* cls, size_t nd, uint32_t c) {
+  template <size_t ND>
+  static uint32_t chunk_first_scalar(const Group& g, const uint64_t* const* cls, size_t nd_rt, uint32_t c) {
+    const size_t nd = ND != 0 ? ND : nd_rt;
     const size_t off = g.leaf_off + size_t{c} * 4;
     uint64_t w[4];
     for (int k = 0; k < 4; ++k) w[k] = cls[0][off + k];
@@ -108,8 +110,10 @@ struct ClassifierKernels {
     return kNoMatch;
   }
 #if ZTB_X86
+  template <size_t ND>
   __attribute__((target("avx2"))) static uint32_t chunk_first_avx2(const Group& g, const uint64_t* const* cls,
-                                                                   size_t nd, uint32_t c) {
+                                                                   size_t nd_rt, uint32_t c) {
+    const size_t nd = ND != 0 ? ND : nd_rt;
     const size_t off = g.leaf_off + size_t{c} * 4;
     __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cls[0] + off));
     for (size_t i = 1; i < nd; ++i) {
@@ -124,11 +128,12 @@ struct ClassifierKernels {
     return g.first + c * 256 + k * 64 + static_cast<uint32_t>(std::countr_zero(lanes[k]));
   }
 #endif
+  template <size_t ND>
   static uint32_t chunk_first(bool avx2, const Group& g, const uint64_t* const* cls, size_t nd, uint32_t c) {
 #if ZTB_X86
-    if (avx2) return chunk_first_avx2(g, cls, nd, c);
+    if (avx2) return chunk_first_avx2<ND>(g, cls, nd, c);
 #endif
-    return chunk_first_scalar(g, cls, nd, c);
+    return chunk_first_scalar<ND>(g, cls, nd, c);
   }
 
   template <bool kMasked>
@@ -147,6 +152,61 @@ struct ClassifierKernels {
       cls[i] = d.bits.data() + size_t{d.class_of(key[d.dim])} * g.stride;
     }
   }
+
+  // ND > 0: the dimension count of group 0 at compile time; ND == 0: read at run time.
+  template <size_t ND>
+  static void batch(const Classifier& self, const uint32_t* keys, size_t n, uint32_t* out) {
+  // Software pipeline over a block of packets, so the cache misses of different packets overlap:
+  //   A: every class lookup of the block, prefetching each class's first line (its aggregate);
+  //   B: AND the first aggregate word, pick the first candidate chunk, prefetch that chunk;
+  //   C: AND the chunk. A packet whose candidate chunk is empty (aggregate false positive), whose
+  //      rules span several aggregate words, or that misses group 0 takes the general path.
+  constexpr size_t kBlock = 16;
+  constexpr uint32_t kSlow = 0xFFFFFFFFu;
+  const Group& g0 = self.groups_[0];
+  const size_t nd = ND != 0 ? ND : g0.dims.size();
+  const size_t stride_keys = static_cast<size_t>(self.n_dims_);
+  const uint64_t* cls[kBlock][kMaxDims];
+  uint32_t chunk[kBlock];
+  for (size_t base = 0; base < n; base += kBlock) {
+    const size_t m = std::min(kBlock, n - base);
+    for (size_t i = 0; i < nd; ++i) {
+      const Classifier::Dim& d = g0.dims[i];
+      for (size_t p = 0; p < m; ++p) {
+        const uint32_t v = keys[(base + p) * stride_keys + d.dim];
+        const uint64_t* ptr = d.bits.data() + size_t{d.class_of(v)} * g0.stride;
+        __builtin_prefetch(ptr);
+        cls[p][i] = ptr;
+      }
+    }
+    for (size_t p = 0; p < m; ++p) {
+      uint64_t agg = cls[p][0][0];
+      for (size_t i = 1; i < nd; ++i) agg &= cls[p][i][0];
+      if (agg == 0 || g0.n_agg != 1) {
+        chunk[p] = kSlow;
+        continue;
+      }
+      const uint32_t c = static_cast<uint32_t>(std::countr_zero(agg));
+      chunk[p] = c;
+      for (size_t i = 0; i < nd; ++i) __builtin_prefetch(cls[p][i] + g0.leaf_off + size_t{c} * 4);
+    }
+    for (size_t p = 0; p < m; ++p) {
+      uint32_t pos = kNoMatch;
+      if (chunk[p] != kSlow) pos = chunk_first<ND>(self.avx2_, g0, cls[p], nd, chunk[p]);
+      if (pos == kNoMatch && (chunk[p] != kSlow || g0.n_agg != 1 || self.groups_.size() > 1)) {
+        // General path: the whole of group 0 again (cheap: its lines are cached), then the rest.
+        const uint32_t* key = keys + (base + p) * stride_keys;
+        pos = group_first<false>(self.avx2_, g0, cls[p], nd, nullptr);
+        const uint64_t* c2[kMaxDims];
+        for (size_t gi = 1; gi < self.groups_.size() && pos == kNoMatch; ++gi) {
+          classes(self.groups_[gi], key, c2);
+          pos = group_first<false>(self.avx2_, self.groups_[gi], c2, self.groups_[gi].dims.size(), nullptr);
+        }
+      }
+      out[base + p] = pos == kNoMatch ? kNoMatch : self.values_[pos];
+    }
+  }
+}
 };
 
 namespace {
@@ -177,7 +237,8 @@ uint32_t trie_entry(Classifier::Dim& d, uint32_t a, uint64_t lo, uint64_t hi, ui
   for (uint32_t i = a + 1; i <= b && same; ++i) same = d.iv_class[i] == d.iv_class[a];
   if (same) return d.iv_class[a];
   if (b - a <= 3) return Classifier::Dim::kTagSearch | ((b - a) << 28) | a;
-  const uint32_t s = std::min<uint32_t>(8, shift);
+  // shift >= 8 here: shift is a multiple of 8 and a one-value slot has a constant class.
+  const uint32_t s = 8;
   const uint32_t off = static_cast<uint32_t>(d.trie.size());
   d.trie.resize(d.trie.size() + (size_t{1} << s));
   const uint32_t sub = shift - s;
@@ -193,10 +254,14 @@ uint32_t trie_entry(Classifier::Dim& d, uint32_t a, uint64_t lo, uint64_t hi, ui
 
 void build_trie(Classifier::Dim& d) {
   d.span = static_cast<uint32_t>(std::bit_width(d.bounds.back()));
-  // Root stride grows with the number of bounds (a 64-rule run must not pay for a 2^16 root) up to
-  // 16 bits; below a 24-bit span (ports, protocol) 8 bits, so two levels cover 16 bits.
-  const uint32_t want = std::clamp<uint32_t>(static_cast<uint32_t>(std::bit_width(d.bounds.size())) + 2, 4, 16);
-  d.root_bits = std::min(d.span, d.span >= 24 ? want : std::min<uint32_t>(want, 8));
+  // Root stride grows with the number of bounds (a 64-rule run must not pay for a 2^16 root).
+  // The levels below take exactly 8 bits, so the root takes span - 8k bits for the k that brings
+  // it closest to (not above) log2(bounds) + 2, never more than 16.
+  const int want = std::clamp<int>(static_cast<int>(std::bit_width(d.bounds.size())) + 2, 4, 16);
+  const int span = static_cast<int>(d.span);
+  int root = span - 8 * std::max(0, (span - want + 7) / 8);
+  if (root <= 0) root += 8;
+  d.root_bits = static_cast<uint32_t>(std::min(root, span));
   d.tail_class = d.iv_class.back();
   const uint32_t shift = d.span - d.root_bits;
   d.trie.assign(size_t{1} << d.root_bits, 0);
@@ -422,55 +487,18 @@ void Classifier::first_match_batch(const uint32_t* keys, size_t n, uint32_t* out
     for (size_t i = 0; i < n; ++i) out[i] = kNoMatch;
     return;
   }
-  // Software pipeline over a block of packets, so the cache misses of different packets overlap:
-  //   A: every class lookup of the block, prefetching each class's first line (its aggregate);
-  //   B: AND the first aggregate word, pick the first candidate chunk, prefetch that chunk;
-  //   C: AND the chunk. A packet whose candidate chunk is empty (aggregate false positive), whose
-  //      rules span several aggregate words, or that misses group 0 takes the general path.
-  constexpr size_t kBlock = 16;
-  constexpr uint32_t kSlow = 0xFFFFFFFFu;
-  const Group& g0 = groups_[0];
-  const size_t nd = g0.dims.size();
-  const size_t stride_keys = static_cast<size_t>(n_dims_);
-  const uint64_t* cls[kBlock][kMaxDims];
-  uint32_t chunk[kBlock];
-  for (size_t base = 0; base < n; base += kBlock) {
-    const size_t m = std::min(kBlock, n - base);
-    for (size_t i = 0; i < nd; ++i) {
-      const Dim& d = g0.dims[i];
-      for (size_t p = 0; p < m; ++p) {
-        const uint32_t v = keys[(base + p) * stride_keys + d.dim];
-        const uint64_t* ptr = d.bits.data() + size_t{d.class_of(v)} * g0.stride;
-        __builtin_prefetch(ptr);
-        cls[p][i] = ptr;
-      }
-    }
-    for (size_t p = 0; p < m; ++p) {
-      uint64_t agg = cls[p][0][0];
-      for (size_t i = 1; i < nd; ++i) agg &= cls[p][i][0];
-      if (agg == 0 || g0.n_agg != 1) {
-        chunk[p] = kSlow;
-        continue;
-      }
-      const uint32_t c = static_cast<uint32_t>(std::countr_zero(agg));
-      chunk[p] = c;
-      for (size_t i = 0; i < nd; ++i) __builtin_prefetch(cls[p][i] + g0.leaf_off + size_t{c} * 4);
-    }
-    for (size_t p = 0; p < m; ++p) {
-      uint32_t pos = kNoMatch;
-      if (chunk[p] != kSlow) pos = ClassifierKernels::chunk_first(avx2_, g0, cls[p], nd, chunk[p]);
-      if (pos == kNoMatch && (chunk[p] != kSlow || g0.n_agg != 1 || groups_.size() > 1)) {
-        // General path: the whole of group 0 again (cheap: its lines are cached), then the rest.
-        const uint32_t* key = keys + (base + p) * stride_keys;
-        pos = ClassifierKernels::group_first<false>(avx2_, g0, cls[p], nd, nullptr);
-        const uint64_t* c2[kMaxDims];
-        for (size_t gi = 1; gi < groups_.size() && pos == kNoMatch; ++gi) {
-          ClassifierKernels::classes(groups_[gi], key, c2);
-          pos = ClassifierKernels::group_first<false>(avx2_, groups_[gi], c2, groups_[gi].dims.size(), nullptr);
-        }
-      }
-      out[base + p] = pos == kNoMatch ? kNoMatch : values_[pos];
-    }
+  // The dimension count as a template argument lets the compiler unroll every per-dimension loop
+  // of the pipeline (the engine uses about 8 dimensions, ClassBench 4-5 after wildcard dropping).
+  switch (groups_[0].dims.size()) {
+    case 1: return ClassifierKernels::batch<1>(*this, keys, n, out);
+    case 2: return ClassifierKernels::batch<2>(*this, keys, n, out);
+    case 3: return ClassifierKernels::batch<3>(*this, keys, n, out);
+    case 4: return ClassifierKernels::batch<4>(*this, keys, n, out);
+    case 5: return ClassifierKernels::batch<5>(*this, keys, n, out);
+    case 6: return ClassifierKernels::batch<6>(*this, keys, n, out);
+    case 7: return ClassifierKernels::batch<7>(*this, keys, n, out);
+    case 8: return ClassifierKernels::batch<8>(*this, keys, n, out);
+    default: return ClassifierKernels::batch<0>(*this, keys, n, out);
   }
 }
 
@@ -516,7 +544,8 @@ Status Classifier::check_invariants() const {
       for (uint32_t cl : d.iv_class) {
         if (cl >= d.n_classes) return fail(ds + "interval maps to a missing class");
       }
-      if (d.span > 32 || d.root_bits > d.span || d.trie.size() < (size_t{1} << d.root_bits)) {
+      if (d.span > 32 || d.root_bits > d.span || (d.span - d.root_bits) % 8 != 0 ||
+          d.trie.size() < (size_t{1} << d.root_bits)) {
         return fail(ds + "bad trie geometry");
       }
       for (uint32_t e : d.trie) {

@@ -18,8 +18,8 @@
 //     (hash + memcmp dedupe). A class stores the rule set as a leaf bit vector (one bit per rule,
 //     padded to 256-bit chunks) plus an aggregate vector (bit c = "chunk c is non-zero").
 //   * value -> class goes through a small multibit trie over the dimension's used bit span (root
-//     stride log2(bounds) + 2, capped at 16 for 32-bit fields and 8 for narrower ones, then 8 per
-//     level) whose entries are class ids; a slot
+//     stride about log2(bounds) + 2, at most 16, chosen so the rest of the span splits into 8-bit
+//     levels) whose entries are class ids; a slot
 //     whose class is not constant becomes a child node, or, when it holds at most four
 //     intervals, a 1-2 step binary search over the bounds. Values past the span take the class
 //     of the last interval.
@@ -146,7 +146,7 @@ class Classifier {
   struct Dim {
     int dim = 0;                   // index into the key
     uint32_t span = 0;             // every bound is < 2^span
-    uint32_t root_bits = 0;        // stride of the root node; later nodes take 8 bits
+    uint32_t root_bits = 0;        // stride of the root node; later nodes take exactly 8 bits
     uint32_t tail_class = 0;       // class of values >= 2^span
     // Multibit trie over [0, 2^span): entry tag (top two bits) 00 = class id, 01 = child node
     // offset, 10 = "search": interval lo in bits 0..27 and hi - lo (1..3) in bits 28..29.
@@ -163,10 +163,10 @@ class Classifier {
       if (span < 32 && (v >> span) != 0) return tail_class;
       uint32_t shift = span - root_bits;
       uint32_t e = trie[v >> shift];
+      // Invariant: span - root_bits is a multiple of 8, so every level below the root is 8 bits.
       while ((e >> 30) == 1) {
-        const uint32_t s = shift < 8 ? shift : 8;
-        shift -= s;
-        e = trie[(e & 0x3FFFFFFFu) + ((v >> shift) & ((1u << s) - 1))];
+        shift -= 8;
+        e = trie[(e & 0x3FFFFFFFu) + ((v >> shift) & 0xFFu)];
       }
       if ((e >> 30) == 0) return e;
       uint32_t lo = e & 0x0FFFFFFFu, hi = lo + ((e >> 28) & 3);
