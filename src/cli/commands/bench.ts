@@ -118,13 +118,17 @@ function dpdkAlgs(): string[] {
 /** One dpdk-test-acl run; returns Mpps parsed from its `pkt/sec`, or NaN with the reason. */
 function runDpdk(alg: string, rulesFile: string, traceFile: string, headers: number, iters: number, tag: string): number {
   const simdWidth = alg.startsWith('avx512') ? 512 : 256;
+  // A prefix of our own keeps concurrent runs apart; its runtime directory is removed afterwards
+  // (EAL's --in-memory, which would avoid it, crashes dpdk-test-acl here).
+  const prefix = `ztbbench${process.pid}${tag}`;
   const args = [
     '--no-huge', '-m', '1024', '--no-pci', '-l', String(BENCH_CPU), `--force-max-simd-bitwidth=${simdWidth}`,
-    `--file-prefix=ztbbench${process.pid}${tag}`, '--log-level=lib.*:error', '--',
+    `--file-prefix=${prefix}`, '--log-level=lib.*:error', '--',
     `--rulesf=${rulesFile}`, `--tracef=${traceFile}`, `--tracenum=${headers}`, `--iter=${iters}`,
     '--verbose=0', `--alg=${alg}`,
   ];
   const r = spawnSync('dpdk-test-acl', args, { encoding: 'utf8', timeout: 600_000 });
+  rmSync(join('/var/run/dpdk', prefix), { recursive: true, force: true });
   const m = /([\d.]+) pkt\/sec/.exec(r.stdout ?? '');
   if (!m) return NaN;
   return Number(m[1]) / 1e6;
