@@ -191,6 +191,7 @@ uint32_t FlowTable::expire(uint64_t now_ms, uint32_t budget) {
   // `budget` bounds the nodes visited, so the cost per call is fixed whatever the table holds.
   uint32_t freed = 0;
   if (capacity_ == 0 || n_states_ == 0) return 0;
+  if (budget > capacity_) budget = capacity_;  // one full pass is the most there is to do
   for (uint32_t i = 0; i < budget; ++i) {
     uint32_t node = sweep_;
     sweep_ = sweep_ + 1 == capacity_ ? 0 : sweep_ + 1;
