@@ -7,6 +7,8 @@
 #include <string>
 
 #include "binding/registry.h"
+// The engine runs on the fast classifier (core/classifier.h); the linear one stays the slow twin.
+#define ZTB_HAVE_CLASSIFIER 1
 #include "core/engine.h"
 
 namespace ztb::binding {

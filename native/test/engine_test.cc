@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#define ZTB_HAVE_CLASSIFIER 1  // FastEngine = Engine<Classifier>, checked against the linear twin
 #include "core/engine.h"
 #include "test/testing.h"
 
