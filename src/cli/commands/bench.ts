@@ -422,7 +422,7 @@ export function renderSvg(reports: SetReport[], algs: string[]): string {
       }
       for (const p of line) {
         const x = sx(p.x), y = sy(p.y), c = colors[s];
-        if (marks[fam] === 'circle') out.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="4" fill="${c}"><title>${p.label} ${s}: ${p.y.toFixed(2)} Mpps</title></circle>`);
+        if (marks[fam] === 'circle') out.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="4" fill="${c}" stroke="#333"><title>${p.label} ${s}: ${p.y.toFixed(2)} Mpps</title></circle>`);
         else if (marks[fam] === 'square') out.push(`<rect x="${(x - 4).toFixed(1)}" y="${(y - 4).toFixed(1)}" width="8" height="8" fill="${c}"><title>${p.label} ${s}: ${p.y.toFixed(2)} Mpps</title></rect>`);
         else out.push(`<path d="M${x.toFixed(1)},${(y - 5).toFixed(1)} l5,9 h-10 z" fill="${c}"><title>${p.label} ${s}: ${p.y.toFixed(2)} Mpps</title></path>`);
       }
