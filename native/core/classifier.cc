@@ -261,6 +261,10 @@ void build_trie(Classifier::Dim& d) {
   const int span = static_cast<int>(d.span);
   int root = span - 8 * std::max(0, (span - want + 7) / 8);
   if (root <= 0) root += 8;
+  // Rounding the root up instead saves a dependent load per lookup; worth it while the table stays
+  // within 16x of the bounds (not for 64-rule runs, whose root would dwarf their data).
+  const int up = span - 8 * std::max(0, (span - want) / 8);
+  if (up <= want + 4) root = up;
   d.root_bits = static_cast<uint32_t>(std::min(root, span));
   d.tail_class = d.iv_class.back();
   const uint32_t shift = d.span - d.root_bits;
