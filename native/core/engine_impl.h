@@ -185,9 +185,12 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
     return finish(Reason::kMalformed);
   }
   const Program* p = current_ ? current_->program.get() : nullptr;
-  if (p && p->is_skipped(k.ifindex)) return finish(Reason::kSkip);
   const bool by_anchor = p && (p->flags & kProgramTenantByAnchor);
   const uint32_t pkt_tenant = p ? classify_tenant(*p, k) : kNone;
+  if (p && p->is_skipped(k.ifindex)) {
+    v->tenant = by_anchor ? kNone : pkt_tenant;  // reported, but nothing is counted
+    return finish(Reason::kSkip);
+  }
   auto rule_tenant = [&](uint32_t rule) { return by_anchor ? p->rule_tenant[rule] : pkt_tenant; };
   auto count_tenant = [&]() {
     if (p && v->tenant != kNone && v->tenant < p->n_tenants) {

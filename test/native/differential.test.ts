@@ -13,11 +13,8 @@ import { compilePolicyText } from '../../src/policy/load.js';
 import type { Ir } from '../../src/policy/ir.js';
 import { randomPackets, randomPolicy, Rng, testSeed } from '../helpers/gen-policy.js';
 
-const IFADDRS = {
-  em0: ['10.1.2.1/24', '10.1.2.129/25'],
-  em1: ['192.168.1.1/24', '2001:db8:1::1/64'],
-  vether0: ['172.16.0.1/12'],
-};
+/** The generator's interface addresses (inside its pools), so `(if)` and `self` resolve. */
+const IFADDRS = randomPolicy(0, { ifAddresses: true }).ifaddrs;
 const GROUPS = { egress: ['em0'], internal: ['em1', 'vether0'] };
 const TOTAL_PACKETS = 100_000;
 const PACKETS_PER_POLICY = 400;
@@ -26,7 +23,8 @@ const PACKETS_PER_POLICY = 400;
 const STEPS = [0, 1, 5, 1000, 9_999, 10_000, 20_000, 29_999, 30_000, 45_000, 60_000, 90_000, 120_000, 900_000, 86_400_000];
 
 function compile(seed: number): { ir: Ir; text: string } | null {
-  const info = randomPolicy(seed);
+  // Half the policies use interface-derived addresses ((if), (if:network), (if:0), self).
+  const info = randomPolicy(seed, { ifAddresses: seed % 2 === 0 });
   // One policy in three starts with a stateful `pass all`, so most flows make states and the
   // state paths (replies, teardown, timeouts, nat ports, STATEINS, the limit) get real traffic.
   const text = seed % 3 === 0 ? `pass all\n${info.text}` : info.text;
@@ -76,7 +74,7 @@ describe('native engine vs reference evaluator', () => {
       try {
         nat.load(first.ir, { ifaddrs: IFADDRS, groups: GROUPS });
         let text = first.text;
-        const pkts = randomPackets(seed, PACKETS_PER_POLICY);
+        const pkts = randomPackets(seed, PACKETS_PER_POLICY, randomPolicy(seed, { ifAddresses: seed % 2 === 0 }));
         for (let i = 0; i < pkts.length; i++) {
           if (rng.chance(0.3)) now += rng.pick(STEPS);
           if (i === PACKETS_PER_POLICY / 2 && rng.chance(0.5)) {
