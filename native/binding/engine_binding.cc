@@ -377,6 +377,42 @@ Napi::Value JsEngineExpire(const Napi::CallbackInfo& info) {
   });
 }
 
+// States into a caller-owned Float64Array, kStateFields per state (for inspection, not the hot
+// path): af, proto, dir, ifindex, rule, anchor rule, peer[0], peer[1], created, last seen,
+// timeout, packets fwd/reply, bytes fwd/reply, fwd sport/dport, reply sport/dport, bound,
+// fwd src[4], fwd dst[4], reply src[4], reply dst[4]. Returns the number written.
+constexpr int kStateFields = 36;
+Napi::Value JsEngineStates(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const char* usage = "engineStates(handle, out: Float64Array)";
+    Holder& h = holder(info, usage);
+    if (info.Length() != 2) type_error(env, usage);
+    auto out = typed<double>(env, info[1], napi_float64_array, "out");
+    FlowTable& ft = h.engine->flows();
+    size_t n = 0;
+    for (uint32_t i = 0; i < ft.capacity() && (n + 1) * kStateFields <= out.size(); ++i) {
+      const State& s = ft.state(i);
+      if (!s.in_use) continue;
+      double* o = &out[n * kStateFields];
+      const double f[] = {double(s.fwd.af), double(s.fwd.proto), double(s.dir), double(s.ifindex), double(s.rule_id),
+                          double(s.anchor_rule_id), double(s.peer[0]), double(s.peer[1]), double(s.created_ms),
+                          double(s.last_ms), double(s.timeout_ms), double(s.packets[0]), double(s.packets[1]),
+                          double(s.bytes[0]), double(s.bytes[1]), double(s.fwd.sport), double(s.fwd.dport),
+                          double(s.rev.sport), double(s.rev.dport), s.bound ? 1.0 : 0.0};
+      for (int j = 0; j < 20; ++j) o[j] = f[j];
+      for (int w = 0; w < 4; ++w) {
+        o[20 + w] = s.fwd.src[w];
+        o[24 + w] = s.fwd.dst[w];
+        o[28 + w] = s.rev.src[w];
+        o[32 + w] = s.rev.dst[w];
+      }
+      ++n;
+    }
+    return Napi::Number::New(env, static_cast<double>(n));
+  });
+}
+
 Napi::Value JsEngineClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1 || !info[0].IsExternal()) type_error(env, "engineClose(handle)");
@@ -393,6 +429,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("engineRuleCounters", Napi::Function::New(env, JsEngineRuleCounters, "engineRuleCounters"));
   exports.Set("engineStats", Napi::Function::New(env, JsEngineStats, "engineStats"));
   exports.Set("engineExpire", Napi::Function::New(env, JsEngineExpire, "engineExpire"));
+  exports.Set("engineStates", Napi::Function::New(env, JsEngineStates, "engineStates"));
   exports.Set("engineClose", Napi::Function::New(env, JsEngineClose, "engineClose"));
 }
 

@@ -102,6 +102,29 @@ export interface NativeEngineStats {
   malformed: Record<string, number>;
 }
 
+/** One state as the engine holds it (inspection; `forward` is the creating packet's tuple before
+ *  translation, `reply` what a reply looks like). */
+export interface NativeStateView {
+  af: 'inet' | 'inet6';
+  proto: number;
+  dir: 'in' | 'out';
+  ifindex: number;
+  ruleId: number;
+  anchorRuleId: number | null;
+  /** TCP: pf TCPS_* numbers; UDP/other: 0 none, 1 single, 2 multiple. */
+  peers: [number, number];
+  createdMs: number;
+  lastMs: number;
+  timeoutMs: number;
+  packets: [number, number];
+  bytes: [number, number];
+  bound: boolean;
+  forward: { src: string; sport: number; dst: string; dport: number };
+  reply: { src: string; sport: number; dst: string; dport: number };
+}
+
+const STATE_FIELDS = 36;
+
 export interface NativeCounters {
   rules: NativeRuleCounters[];
   tenants: NativeTenantCounters[];
@@ -128,6 +151,7 @@ declare module './native.js' {
     engineRuleCounters(h: Handle, out: Float64Array, tenants: Float64Array): number;
     engineStats(h: Handle, out: Float64Array): number;
     engineExpire(h: Handle, nowMs: number, budget: number): number;
+    engineStates(h: Handle, out: Float64Array): number;
     engineClose(h: Handle): void;
   }
 }
@@ -345,6 +369,36 @@ export class NativeEngine {
         malformed,
       },
     };
+  }
+
+  /** Every state in the table (dead ones not yet freed included), at most `max`. */
+  states(max = 100_000): NativeStateView[] {
+    const buf = new Float64Array(Math.max(1, max) * STATE_FIELDS);
+    const n = this.#n.engineStates(this.#handle(), buf);
+    const out: NativeStateView[] = [];
+    for (let i = 0; i < n; i++) {
+      const o = buf.subarray(i * STATE_FIELDS, (i + 1) * STATE_FIELDS);
+      const af = o[0] === 6 ? 'inet6' : 'inet';
+      const addr = (at: number): string => formatAddr({ af, value: wordsToValue(af, Array.from(o.subarray(at, at + 4))) });
+      out.push({
+        af,
+        proto: o[1]!,
+        dir: o[2] ? 'out' : 'in',
+        ifindex: o[3]!,
+        ruleId: o[4]!,
+        anchorRuleId: o[5] === NONE ? null : o[5]!,
+        peers: [o[6]!, o[7]!],
+        createdMs: o[8]!,
+        lastMs: o[9]!,
+        timeoutMs: o[10]!,
+        packets: [o[11]!, o[12]!],
+        bytes: [o[13]!, o[14]!],
+        bound: o[19] === 1,
+        forward: { src: addr(20), sport: o[15]!, dst: addr(24), dport: o[16]! },
+        reply: { src: addr(28), sport: o[17]!, dst: addr(32), dport: o[18]! },
+      });
+    }
+    return out;
   }
 
   /** Frees the native engine now (it is also freed when garbage-collected). */

@@ -38,6 +38,17 @@ describe('NativeEngine API', () => {
     eng.load(ir1);
     const first = eng.evaluate(tcp(), 0);
     expect(first).toMatchObject({ verdict: 'pass', reason: 'rule', ruleId: 1, stateCreated: true });
+    expect(eng.states()).toMatchObject([
+      {
+        dir: 'in',
+        ruleId: 1,
+        peers: [2, 0],
+        timeoutMs: 120_000,
+        packets: [1, 0],
+        forward: { src: '10.0.0.1', sport: 40000, dst: '10.0.0.2', dport: 443 },
+        reply: { src: '10.0.0.2', sport: 443, dst: '10.0.0.1', dport: 40000 },
+      },
+    ]);
     expect(eng.evaluate(tcp({ dport: 80 }), 0)).toMatchObject({ verdict: 'block', ruleId: 0 });
     eng.load(ir2);
     // The reply follows the old state (rule 1 of the old ruleset); a new flow is blocked.
@@ -47,6 +58,7 @@ describe('NativeEngine API', () => {
     // After tcp.opening (30 s idle) the state is gone.
     expect(eng.evaluate(reply, 1000 + 30_000)).toMatchObject({ verdict: 'block', reason: 'rule' });
     const c = eng.counters();
+    expect(eng.states()).toEqual([]); // the dead state was freed by the lookup that found it
     expect(c.rules).toHaveLength(1);
     expect(c.rules[0]!.packets).toEqual([1, 1]);
     expect(c.stats.reasons.state).toBe(1);
