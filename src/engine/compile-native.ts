@@ -488,8 +488,9 @@ class Compiler {
         for (const target of r.call?.targets ?? []) this.flatten(target, [...chain, inst], r, depth + 1, inner);
         const end = this.entries.length / ENTRY_WORDS;
         this.instances[inst * INSTANCE_WORDS + 1] = end;
-        // A quick anchor stops the walk at its end iff the decision was made directly inside it.
-        if (r.quick) for (const e of inner) this.entries[e * ENTRY_WORDS + 3] = end;
+        // A quick anchor stops the walk at its end iff the decision was made directly inside it
+        // (plain anchors only: pf does not apply this to wildcard `anchor "t/*" quick`).
+        if (r.quick && !r.call?.wildcard) for (const e of inner) this.entries[e * ENTRY_WORDS + 3] = end;
         continue;
       }
       const kind = r.action === 'pass' ? KIND.pass : r.action === 'block' ? KIND.block : KIND.match;

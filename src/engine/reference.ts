@@ -437,8 +437,9 @@ export class ReferenceEvaluator {
         }
         ctx.depth--;
         // A quick anchor ends the walk only when the decision came from a rule directly inside
-        // one of its targets (pf: `*ctx->am == r`).
-        if (rv === 'ok' && r.quick && ctx.decision !== null && ctx.decisionAnchor === r) rv = 'quick';
+        // its target (pf: `*ctx->am == r`). pf_step_into_anchor applies that test to plain
+        // anchors only: for a wildcard `anchor "t/*" quick` only a quick rule inside stops it.
+        if (rv === 'ok' && r.quick && !r.call?.wildcard && ctx.decision !== null && ctx.decisionAnchor === r) rv = 'quick';
         if (rv !== 'ok') return rv;
       } else if (r.action === 'match') {
         if (!this.#translate(r, ctx)) return 'fail';

@@ -63,6 +63,20 @@ describe('pf conformance (pf-semantics.md §6)', () => {
     expect(tcp.verdict).toBe('block');
   });
 
+  it('6b: `anchor "t/*" quick` stops only on a quick rule inside (pf applies the direct-decision test to plain anchors only)', () => {
+    const body = (rule: string) =>
+      ['anchor "t" on nonexist0 {', `  anchor "a" {\n    ${rule}\n  }`, '}'].join('\n');
+    // Non-quick decision inside a wildcard quick anchor: the walk goes on and `block all` decides.
+    const wild = harness(`${body('pass in proto tcp to port 22')}\nanchor "t/*" quick\nblock all\n`);
+    expect(wild.run('in on em0 tcp 10.0.0.1:1000 > 10.0.0.2:22')).toMatchObject({ verdict: 'block', reason: 'rule' });
+    // The same child called through a plain quick anchor stops the walk with its decision.
+    const plain = harness(`${body('pass in proto tcp to port 22')}\nanchor "t/a" quick\nblock all\n`);
+    expect(plain.run('in on em0 tcp 10.0.0.1:1000 > 10.0.0.2:22')).toMatchObject({ verdict: 'pass', reason: 'rule' });
+    // A quick rule inside the wildcard's child still stops everything.
+    const quickRule = harness(`${body('pass in quick proto tcp to port 22')}\nanchor "t/*" quick\nblock all\n`);
+    expect(quickRule.run('in on em0 tcp 10.0.0.1:1000 > 10.0.0.2:22')).toMatchObject({ verdict: 'pass', reason: 'rule' });
+  });
+
   it('7: match rdr-to, then pass to the translated destination', () => {
     const h = harness('match in proto tcp to port 80 rdr-to 192.168.30.2\nblock all\npass in proto tcp to 192.168.30.2 port 80\n');
     const r = h.run('in on em0 tcp 198.51.100.9:40000 > 203.0.113.5:80');
