@@ -447,7 +447,7 @@ function renderRuleset(ctx: Ctx, plan: DirPlan, path: string): void {
           stmts.push({ counter: counterName(id) });
           const targets = rule.call?.targets ?? [];
           if (targets.length === 0) break;
-          if (targets.length === 1 && !rule.quick) stmts.push({ jump: { target: rulesetChain(dir, ctx.rsIndex.get(targets[0]!)!) } });
+          if (targets.length === 1 && !stopsAsQuickAnchor(rule)) stmts.push({ jump: { target: rulesetChain(dir, ctx.rsIndex.get(targets[0]!)!) } });
           else stmts.push({ jump: { target: anchorChain(dir, id) } });
           break;
         }
@@ -455,6 +455,12 @@ function renderRuleset(ctx: Ctx, plan: DirPlan, path: string): void {
       addRule(ctx, chain, [...c, ...stmts], comment(rule));
     }
   }
+}
+
+/** pf stops after a quick anchor when the decision was made directly inside it — for plain
+ *  anchors only: pf_step_into_anchor does not apply that test to wildcard `anchor "t/*" quick`. */
+function stopsAsQuickAnchor(rule: IrRule): boolean {
+  return rule.quick && !rule.call?.wildcard;
 }
 
 /** The chain an anchor rule with several targets or `quick` jumps to. */
@@ -469,13 +475,13 @@ function renderAnchorChain(ctx: Ctx, dir: Direction, rule: IrRule): void {
   }
   const directSet = [...direct].sort((a, b) => a - b);
   const inDirect = (expr: Expr) => match(expr, directSet.length === 1 ? directSet[0] : { set: directSet });
-  if (rule.quick && directSet.length > 0) {
+  if (stopsAsQuickAnchor(rule) && directSet.length > 0) {
     // A decision already made by one of these rules before this call must not count as made
     // "directly inside" this quick anchor: flag it stale; a new decision clears the flag.
     addRule(ctx, name, [inDirect(band(meta('mark'), MARK_DECISION_FIELD)), setMark(~0 >>> 0, MARK_STALE)]);
   }
   for (const t of targets) addRule(ctx, name, [{ jump: { target: rulesetChain(dir, ctx.rsIndex.get(t)!) } }]);
-  if (rule.quick && directSet.length > 0) {
+  if (stopsAsQuickAnchor(rule) && directSet.length > 0) {
     addRule(ctx, name, [inDirect(band(meta('mark'), MARK_DECISION_FIELD)), { goto: { target: dispatchChain(dir) } }], comment(rule));
   }
 }
@@ -644,7 +650,7 @@ export function renderNft(ir: Ir, opts: NftRenderOptions = {}): NftRendered {
     for (const p of paths) addChain(ctx, rulesetChain(dir, ctx.rsIndex.get(p)!));
     for (const r of plan.deciders) renderDecisionChain(ctx, dir, r);
     for (const r of ir.rules) {
-      if (r.action === 'anchor' && r.call && appliesTo(r, dir) && (r.call.targets.length > 1 || r.quick)) renderAnchorChain(ctx, dir, r);
+      if (r.action === 'anchor' && r.call && appliesTo(r, dir) && (r.call.targets.length > 1 || stopsAsQuickAnchor(r))) renderAnchorChain(ctx, dir, r);
     }
     for (const p of paths) renderRuleset(ctx, plan, p);
     renderDispatch(ctx, plan);
