@@ -35,6 +35,9 @@ export interface CompileInput {
 /** Caps: a policy beyond these is rejected rather than slowly compiled into something unusable. */
 export const LIMITS = {
   inputBytes: 1 << 20,
+  /** Generated text (TOML isolation rules) is bounded by the TOML loader's own caps (tenants,
+   *  subnets, document size); it gets its own, larger cap so it does not eat the written budget. */
+  generatedBytes: 16 << 20,
   rules: 100_000,
   /** Cartesian product of one statement's lists, before impossible families are dropped. */
   combinations: 1_000_000,
@@ -515,13 +518,16 @@ function posMapper(u: PfUnit): (line: number, col: number) => SourcePos {
 export function compilePf(input: CompileInput): Ir {
   const c = new Compiler();
   let total = 0;
+  let generated = 0;
   const sources: string[] = [];
   for (const u of input.units) {
     if (!sources.includes(u.file)) sources.push(u.file);
-    total += Buffer.byteLength(u.text);
+    if (u.generated) generated += Buffer.byteLength(u.text);
+    else total += Buffer.byteLength(u.text);
     const start = posMapper(u)(1, 1);
-    if (total > LIMITS.inputBytes) {
-      c.sink.error(start, `policy input larger than ${LIMITS.inputBytes} bytes`);
+    if (total > LIMITS.inputBytes || generated > LIMITS.generatedBytes) {
+      const cap = total > LIMITS.inputBytes ? LIMITS.inputBytes : LIMITS.generatedBytes;
+      c.sink.error(start, `policy input larger than ${cap} bytes`);
       break;
     }
     const path = u.ruleset;
