@@ -97,8 +97,9 @@ function model(ir: Ir, p: EvalPacket): Partial<EvalResult> {
         stack.push({ rules: ir.rulesets[next!]?.rules ?? [], at: 0, via: f.via, rest });
         continue;
       }
-      // Leaving an anchor rule's last target: a quick anchor stops if it decided directly.
-      if (f.via && f.via.quick && decision && decisionVia === f.via) break outer;
+      // Leaving an anchor rule's last target: a quick plain anchor stops if it decided directly
+      // (pf does not apply this to wildcard anchors: only a quick rule stops those).
+      if (f.via && f.via.quick && !f.via.call?.wildcard && decision && decisionVia === f.via) break outer;
       continue;
     }
     const r = ir.rules[f.rules[f.at++]!]!;
