@@ -108,6 +108,8 @@ interface Ctx {
   rsIndex: Map<string, number>;
   notes: { ruleId: number; note: string }[];
   cmds: Cmd[];
+  /** A stateful pass applies `in` and a block applies `out`: see pendingStates. */
+  pendingStates: boolean;
 }
 
 function err(rule: IrRule, msg: string): NftRenderError {
@@ -509,6 +511,10 @@ function renderDecisionChain(ctx: Ctx, dir: Direction, rule: IrRule): void {
     addRule(ctx, name, stmts, comment(rule));
     return;
   }
+  // A forwarded packet blocked `out` may have created a state `in` (pf keeps it: the two are
+  // separate pf_test calls). Conntrack discards a connection whose first packet is dropped before
+  // it is confirmed, ct mark and all, so that state would vanish: remember it (see pendingStates).
+  if (dir === 'out' && ctx.pendingStates) for (const r of pendingRecord()) addRule(ctx, name, r);
   if (rule.blockPolicy === 'return') {
     const gen = setMark(0, MARK_GENERATED);
     addRule(ctx, name, [...stmts, match(meta('l4proto'), 6), gen, { reject: { type: 'tcp reset' } }], comment(rule));
@@ -546,6 +552,7 @@ function renderBase(ctx: Ctx, plan: DirPlan, name: string, hook: string, prio: n
           ['original', CT_OUT, CT_OUT_RULE, 'sc_out'],
           ['reply', CT_IN, CT_IN_RULE, 'sc_in'],
         ];
+  if (ctx.pendingStates) for (const r of pendingLookup(dir)) addRule(ctx, name, r, 'state created in, packet blocked out');
   for (const [cdir, bit, field, map] of conds) {
     const cond = [match(ct('direction'), cdir), match(band(ct('mark'), bit), bit)];
     // Counting is a rule of its own: a state from an older ruleset may carry an id this ruleset's
@@ -556,6 +563,74 @@ function renderBase(ctx: Ctx, plan: DirPlan, name: string, hook: string, prio: n
   addRule(ctx, name, [setMark(0, 0)]);
   addRule(ctx, name, [{ jump: { target: rulesetChain(dir, ctx.rsIndex.get('')!) } }]);
   addRule(ctx, name, [{ goto: { target: dispatchChain(dir) } }]);
+}
+
+/**
+ * States created `in` by a packet that was then blocked `out`. pf keeps such a state (it lets
+ * later `in A->B` and the replies `out B->A` pass); conntrack never confirms the connection of a
+ * packet dropped at the forward hook, so its ct mark is lost with it. The blocking decision
+ * chains record the flow (TCP and UDP: the set key needs ports) in a dynamic set, keyed as the
+ * state's creating packet travelled, with pf's first timeout; the base chains look it up for a
+ * packet conntrack sees as new (or invalid, e.g. an unsolicited SYN+ACK) and restore the IN bit
+ * (filter_in, same direction) or the OUT bit (filter_fwd/out, the reply: the new connection's
+ * original direction is the state's reverse). nft 1.0.6 cannot update a map with data under a
+ * 40-byte IPv6 key, so the sets hold no rule id: traffic passed this way is not counted on the
+ * creating rule.
+ */
+const PENDING: { af: 'ip' | 'ip6'; proto: 'tcp' | 'udp'; set: string; timeout: number }[] = [
+  { af: 'ip', proto: 'tcp', set: 'ps4_tcp', timeout: 120 },
+  { af: 'ip', proto: 'udp', set: 'ps4_udp', timeout: 60 },
+  { af: 'ip6', proto: 'tcp', set: 'ps6_tcp', timeout: 120 },
+  { af: 'ip6', proto: 'udp', set: 'ps6_udp', timeout: 60 },
+];
+
+function pendingKey(af: 'ip' | 'ip6', reverse: boolean): Expr {
+  const [a, b] = reverse ? (['daddr', 'saddr'] as const) : (['saddr', 'daddr'] as const);
+  const [pa, pb] = reverse ? (['dport', 'sport'] as const) : (['sport', 'dport'] as const);
+  return { concat: [payload(af, a), payload('th', pa), payload(af, b), payload('th', pb)] };
+}
+
+function pendingGuard(af: 'ip' | 'ip6', proto: string): Expr[] {
+  return [match(meta('nfproto'), af === 'ip' ? 'ipv4' : 'ipv6'), match(meta('l4proto'), proto)];
+}
+
+function pendingSets(table: string): Cmd[] {
+  return PENDING.map((p) => ({
+    add: {
+      set: {
+        family: 'inet',
+        table,
+        name: p.set,
+        type: p.af === 'ip' ? ['ipv4_addr', 'inet_service', 'ipv4_addr', 'inet_service'] : ['ipv6_addr', 'inet_service', 'ipv6_addr', 'inet_service'],
+        flags: ['timeout'],
+        timeout: p.timeout,
+        size: 65535,
+      },
+    },
+  }));
+}
+
+/** Rules for a blocking `out` decision: remember an IN state this very packet created. */
+function pendingRecord(): Expr[][] {
+  return PENDING.map((p) => [
+    ...pendingGuard(p.af, p.proto),
+    match(ct('state'), 'new'),
+    match(ct('direction'), 'original'),
+    match(band(ct('mark'), CT_IN), CT_IN),
+    { set: { op: 'update', elem: pendingKey(p.af, false), set: `@${p.set}` } },
+  ]);
+}
+
+/** Base-chain rules: a remembered IN state passes the same direction in and the replies out. */
+function pendingLookup(dir: Direction): Expr[][] {
+  const out: Expr[][] = [];
+  for (const p of PENDING) {
+    const hit = match(pendingKey(p.af, dir === 'out'), `@${p.set}`);
+    const bit = dir === 'in' ? CT_IN : CT_OUT;
+    out.push([...pendingGuard(p.af, p.proto), match(ct('state'), 'new'), match(ct('direction'), 'original'), hit, { mangle: { key: ct('mark'), value: { '|': [ct('mark'), bit] } } }]);
+    out.push([...pendingGuard(p.af, p.proto), match(ct('state'), 'invalid'), hit, { accept: null }]);
+  }
+  return out;
 }
 
 function renderDispatch(ctx: Ctx, plan: DirPlan): void {
@@ -598,6 +673,8 @@ export function renderNft(ir: Ir, opts: NftRenderOptions = {}): NftRendered {
     rsIndex: new Map(paths.map((p, i) => [p, i])),
     notes: [],
     cmds: [],
+    pendingStates:
+      ir.rules.some((r) => r.action === 'pass' && r.state !== 'none' && appliesTo(r, 'in')) && ir.rules.some((r) => r.action === 'block' && appliesTo(r, 'out')),
   };
   const tbl = { family: 'inet', name: table };
   // add + delete + add: the delete never fails (the table exists), and the whole batch is one
@@ -635,6 +712,8 @@ export function renderNft(ir: Ir, opts: NftRenderOptions = {}): NftRendered {
       add: { map: { family: 'inet', table, name: 'sc_out', type: 'mark', map: 'counter', elem: stateful.map((r) => [((r.id + 1) << 15) >>> 0, counterName(r.id)]) } },
     });
   }
+
+  if (ctx.pendingStates) ctx.cmds.push(...pendingSets(table));
 
   const plans: DirPlan[] = (['in', 'out'] as const).map((dir) => ({
     dir,

@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { skipPrivileged } from '../../helpers/privileged.js';
 import { applyNft, readCounters } from '../../../src/backends/nft/apply.js';
-import { Lab, connectProbes, startServer } from '../../../src/backends/nft/lab.js';
+import { Lab, Sniffer, connectProbes, sendPackets, startServer, type CraftedPacket } from '../../../src/backends/nft/lab.js';
+import { ReferenceEvaluator } from '../../../src/engine/reference.js';
 import { buildIr, type RuleSpec } from './ir-builder.js';
 
 const skip = skipPrivileged('nft');
@@ -89,5 +90,63 @@ describe('states (conntrack marks)', () => {
     expect(o.map((x) => x.detail)).toEqual(['Connection refused', 'Connection refused']);
     const d = await reach({ '': [{ action: 'block', dir: 'in' }] }, [{ proto: 'tcp' }]);
     expect(d[0]!.detail).not.toBe('Connection refused');
+  });
+
+  // Regression (ZTB_SEED=827856737, stateful sequences #12): pf keeps a state made by `pass in`
+  // even when the forwarded copy is then blocked `out` (two pf_test calls). Conntrack never
+  // confirms a connection whose first packet is dropped at the forward hook, so the IN mark was
+  // lost and the reply `out B->A` was dropped.
+  test('state created in survives the forwarded copy being blocked out: the reply passes out', async () => {
+    if (skip) return;
+    lab.pinNeighbours();
+    const a = lab.ep('a');
+    const b = lab.ep('b');
+    const em = (name: string) => ({ name, neg: false });
+    const ir = buildIr({
+      '': [
+        { action: 'block' },
+        { action: 'pass', dir: 'in', iface: em('em0') }, // keep state
+        { action: 'pass', dir: 'in', iface: em('em1'), state: 'none', flags: null },
+        // IPv6 neighbour discovery, as in the tests above.
+        { action: 'pass', af: 'inet6', proto: 58, state: 'none', flags: null },
+      ],
+    });
+    applyNft(ir, { netns: lab.gw });
+    const ref = new ReferenceEvaluator(ir);
+    const flows: { af: 'inet' | 'inet6'; first: CraftedPacket; reply: CraftedPacket }[] = [
+      { af: 'inet', first: { src: a.addr4, dst: b.addr4, proto: 17, sport: 40001, dport: 5353, token: 'rgu4req0' }, reply: { src: b.addr4, dst: a.addr4, proto: 17, sport: 5353, dport: 40001, token: 'rgu4rep0' } },
+      { af: 'inet6', first: { src: a.addr6!, dst: b.addr6!, proto: 17, sport: 40002, dport: 5353, token: 'rgu6req0' }, reply: { src: b.addr6!, dst: a.addr6!, proto: 17, sport: 5353, dport: 40002, token: 'rgu6rep0' } },
+      // Conntrack calls a SYN+ACK without a connection invalid; pf's state still passes it.
+      { af: 'inet', first: { src: a.addr4, dst: b.addr4, proto: 6, sport: 40003, dport: 8001, flags: 0x02, token: 'rgt4req0' }, reply: { src: b.addr4, dst: a.addr4, proto: 6, sport: 8001, dport: 40003, flags: 0x12, token: 'rgt4rep0' } },
+    ];
+    // The oracle first: in em0 passes (state), out em1 blocked; the reply in em1 passes without
+    // state and out em0 by the state.
+    for (const f of flows) {
+      const p = { af: f.af, src: f.first.src, dst: f.first.dst, proto: f.first.proto, sport: f.first.sport, dport: f.first.dport, tcpFlags: f.first.flags ?? 0 };
+      expect(ref.evaluate({ ...p, dir: 'in', ifname: 'em0' })).toMatchObject({ verdict: 'pass', reason: 'rule', ruleId: 1 });
+      expect(ref.evaluate({ ...p, dir: 'out', ifname: 'em1' })).toMatchObject({ verdict: 'block', ruleId: 0 });
+      const r = { af: f.af, src: f.reply.src, dst: f.reply.dst, proto: f.reply.proto, sport: f.reply.sport, dport: f.reply.dport, tcpFlags: f.reply.flags ?? 0 };
+      expect(ref.evaluate({ ...r, dir: 'in', ifname: 'em1' })).toMatchObject({ verdict: 'pass', reason: 'rule', ruleId: 2 });
+      expect(ref.evaluate({ ...r, dir: 'out', ifname: 'em0' })).toMatchObject({ verdict: 'pass', reason: 'state', ruleId: 1 });
+    }
+    const atA = await Sniffer.start(a.ns, 'eth0');
+    const atB = await Sniffer.start(b.ns, 'eth0');
+    try {
+      await sendPackets(a.ns, flows.map((f) => f.first));
+      await new Promise((r) => setTimeout(r, 100));
+      await sendPackets(b.ns, flows.map((f) => f.reply));
+      await new Promise((r) => setTimeout(r, 200));
+      const tokensAtA = atA.packets().map((x) => x.token);
+      const tokensAtB = atB.packets().map((x) => x.token);
+      expect(flows.map((f) => tokensAtB.includes(f.first.token))).toEqual([false, false, false]);
+      expect(flows.map((f) => tokensAtA.includes(f.reply.token))).toEqual([true, true, true]);
+      // Without the state (a fresh flow: no earlier `in` on em0) the same reply is blocked out.
+      await sendPackets(b.ns, [{ src: b.addr4, dst: a.addr4, proto: 17, sport: 5353, dport: 40009, token: 'rgu4nos0' }]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(atA.packets().some((x) => x.token === 'rgu4nos0')).toBe(false);
+    } finally {
+      await atA.stop();
+      await atB.stop();
+    }
   });
 });
