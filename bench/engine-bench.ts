@@ -82,6 +82,8 @@ interface Row {
   linearPps: number;
   classifierPps: number;
   framesPps: number;
+  /** Classifier engine with countEvaluations (headers). */
+  evaluationsPps: number;
 }
 const rows: Row[] = [];
 console.log(`engine bench: batch ${BATCH}, ${reps} reps, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
@@ -89,7 +91,7 @@ for (const n of sizes) {
   const ir = compilePolicyText(policy(n), `bench-${n}.pf.conf`);
   const pk = packets(BATCH * 8);
   const ids = { em0: 1, em1: 2, em2: 3, em3: 4 };
-  const engines = [new NativeEngine({ linearWalk: true }), new NativeEngine()];
+  const engines = [new NativeEngine({ linearWalk: true }), new NativeEngine(), new NativeEngine({ countEvaluations: true })];
   let entries = 0;
   for (const e of engines) entries = e.load(ir, { ifindex: ids }).nEntries;
   const headers = new Uint32Array(pk.length * HEADER_WORDS);
@@ -128,20 +130,22 @@ for (const n of sizes) {
     for (let i = 0; i < refN; i++) ref.evaluate(pk[i]!);
     return refN / (Number(process.hrtime.bigint() - t0) / 1e9);
   };
-  const r: number[] = [], l: number[] = [], c: number[] = [], f: number[] = [];
+  const r: number[] = [], l: number[] = [], c: number[] = [], f: number[] = [], ev: number[] = [];
   for (let k = 0; k < reps; k++) {
     r.push(timeRef());
     l.push(timeHeaders(engines[0]!));
     c.push(timeHeaders(engines[1]!));
     f.push(timeFrames(engines[1]!));
+    ev.push(timeHeaders(engines[2]!));
   }
-  const row = { rules: n, entries, referencePps: median(r), linearPps: median(l), classifierPps: median(c), framesPps: median(f) };
+  const row = { rules: n, entries, referencePps: median(r), linearPps: median(l), classifierPps: median(c), framesPps: median(f), evaluationsPps: median(ev) };
   rows.push(row);
   const fmt = (x: number): string => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : `${(x / 1e3).toFixed(1)}k`);
   console.log(
     `${String(n).padStart(6)} rules: reference ${fmt(row.referencePps)}/s  linear ${fmt(row.linearPps)}/s  ` +
       `classifier ${fmt(row.classifierPps)}/s (${(row.classifierPps / row.linearPps).toFixed(1)}x linear, ` +
-      `${(row.classifierPps / row.referencePps).toFixed(0)}x reference)  frames ${fmt(row.framesPps)}/s`,
+      `${(row.classifierPps / row.referencePps).toFixed(0)}x reference)  frames ${fmt(row.framesPps)}/s  ` +
+      `countEvaluations ${fmt(row.evaluationsPps)}/s (${(row.evaluationsPps / row.classifierPps).toFixed(2)}x classifier)`,
   );
   for (const e of engines) e.close();
 }

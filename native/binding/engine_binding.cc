@@ -165,6 +165,7 @@ Napi::Value JsEngineCreate(const Napi::CallbackInfo& info) {
     opts.expire_budget = u32_prop(o, "expireBudget", opts.expire_budget);
     opts.max_boxes = u32_prop(o, "maxBoxes", static_cast<uint32_t>(opts.max_boxes));
     opts.linear_walk = o.Get("linearWalk").ToBoolean().Value();
+    opts.count_evaluations = o.Get("countEvaluations").ToBoolean().Value();
     auto* h = new Holder{std::make_unique<FastEngine>(opts)};
     return Napi::External<Holder>::New(env, h, [](Napi::Env, Holder* p) { delete p; });
   });
@@ -197,6 +198,9 @@ Napi::Value JsEngineLoad(const Napi::CallbackInfo& info) {
     in.tenant_vnis = arr("tenantVnis");
     in.tenant_prefixes = arr("tenantPrefixes");
     in.rule_tenant = arr("ruleTenant");
+    // The walk for `evaluations` is optional: a program without it counts no evaluations.
+    if (!c.Get("walk").IsUndefined()) in.walk = arr("walk");
+    if (!c.Get("walkBoxes").IsUndefined()) in.walk_boxes = arr("walkBoxes");
     Status st = h.engine->load(in);
     if (!st.is_ok()) throw_code(env, errc_code(st.code()), st.message());
     return env.Undefined();
@@ -300,7 +304,7 @@ Napi::Value JsEngineProcessHeaders(const Napi::CallbackInfo& info) {
 }
 
 // Per-rule counters into a caller-owned Float64Array of nRules * kRuleCounterFields:
-// matches, packets in, packets out, bytes in, bytes out, states current, states total, 0.
+// matches, packets in, packets out, bytes in, bytes out, states current, states total, evaluations.
 Napi::Value JsEngineRuleCounters(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -325,7 +329,7 @@ Napi::Value JsEngineRuleCounters(const Napi::CallbackInfo& info) {
       o[4] = static_cast<double>(c.bytes[1].get());
       o[5] = static_cast<double>(c.states_cur.get());
       o[6] = static_cast<double>(c.states_total.get());
-      o[7] = 0;
+      o[7] = static_cast<double>(c.evaluations.get());
     }
     for (uint32_t t = 0; t < p.n_tenants; ++t) {
       const TenantCounters& c = p.tenant_counters[t];

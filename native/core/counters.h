@@ -29,16 +29,18 @@ class Counter {
 };
 
 // Per IR rule. `matches` counts rule-walk matches (a rule whose criteria matched the packet while
-// the walk reached it); pf's `evaluations` would need skip-step bookkeeping the classifier does not
-// do. Index 0 of packets/bytes = in, 1 = out.
+// the walk reached it); `evaluations` counts pf's visits with skip steps (only when the engine runs
+// with EngineOptions::count_evaluations: the classifier never visits non-matching rules, so a
+// replay of the walk does it). Index 0 of packets/bytes = in, 1 = out.
 struct RuleCounters {
   Counter matches;
+  Counter evaluations;
   Counter packets[2];
   Counter bytes[2];
   Counter states_cur;
   Counter states_total;
 };
-constexpr int kRuleCounterFields = 8;  // matches, pkts in/out, bytes in/out, states cur/total, spare
+constexpr int kRuleCounterFields = 8;  // matches, pkts in/out, bytes in/out, states cur/total, evaluations
 
 struct TenantCounters {
   Counter packets;

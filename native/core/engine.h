@@ -62,6 +62,8 @@ enum class Reason : uint8_t {
 enum class ReturnAction : uint8_t { kNone = 0, kRst = 1, kIcmpUnreach = 2 };
 
 constexpr int kMaxMatchIds = 8;
+// Key changes by match-rule translations remembered per walk for the evaluations replay.
+constexpr int kMaxWalkXlats = 8;
 
 struct Verdict {
   uint8_t block = 0;  // 0 pass, 1 block
@@ -82,6 +84,9 @@ struct EngineOptions {
   Timeouts timeouts;
   uint32_t expire_budget = 64;  // dead states freed per batch at most
   bool linear_walk = false;     // slow twin: never use the classifier
+  // Count pf's per-rule `evaluations` (skip steps on) by replaying the walk over Program::walk for
+  // every packet that reaches the rule walk. Off by default: it costs one step per visited rule.
+  bool count_evaluations = false;
   size_t max_boxes = 1u << 20;
 };
 
@@ -167,7 +172,20 @@ class Engine {
     uint32_t match_ids[kMaxMatchIds];
     bool stopped = false;
     bool translated = false;
+    // For the evaluations replay (count_evaluations): the key after each key-changing match-rule
+    // translation, by entry; fixed arrays so the hot path never allocates.
+    uint8_t n_xlat = 0;
+    bool xlat_overflow = false;
+    uint32_t xlat_entry[kMaxWalkXlats];
+    // Only what a translation changes; no initialisers, so a WalkState costs nothing to set up.
+    struct XlatFields {
+      uint32_t src[4], dst[4];
+      uint16_t sport, dport;
+    } xlat_key[kMaxWalkXlats];
   };
+  // Replays pf's walk from `k` (the key the walk started with) over Program::walk, counting
+  // `evaluations` with skip steps; decisions, stops and key changes follow the walk `w` just done.
+  void count_evaluations(const Program& p, PacketKey k, const WalkState& w);
   // Applies an entry's rdr-to then nat-to; false when a pool has no address of the family.
   bool translate(const Program& p, const Entry& e, PacketKey& k);
 

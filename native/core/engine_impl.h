@@ -74,6 +74,18 @@ bool Engine<C>::visit(const Program& p, uint32_t i, PacketKey& k, uint32_t* dims
           return false;
         }
         if (!(tuple_of(k) == before)) {
+          if (opts_.count_evaluations) {
+            if (w.n_xlat < kMaxWalkXlats) {
+              w.xlat_entry[w.n_xlat] = i;
+              auto& x = w.xlat_key[w.n_xlat++];
+              std::memcpy(x.src, k.src, sizeof x.src);
+              std::memcpy(x.dst, k.dst, sizeof x.dst);
+              x.sport = k.sport;
+              x.dport = k.dport;
+            } else {
+              w.xlat_overflow = true;
+            }
+          }
           w.translated = true;
           key_dims(k, dims);
           *on_translate = true;
@@ -154,6 +166,67 @@ void Engine<C>::walk_linear(const Program& p, uint32_t from, const PacketKey& ga
     if (!open || !p.boxes_contain(e.box_off, e.box_cnt, dims)) continue;
     bool translated = false;
     if (!visit(p, i, k, dims, w, &translated)) return;
+  }
+}
+
+template <class C>
+void Engine<C>::count_evaluations(const Program& p, PacketKey k, const WalkState& w) {
+  // Past kMaxWalkXlats key changes the replay could not know the key: count nothing rather than
+  // count wrong (docs/engine.md).
+  if (p.walk.empty() || w.xlat_overflow) return;
+  uint32_t dims[kDims];
+  key_dims(k, dims);
+  uint32_t decision_step = kNone;
+  int next_xlat = 0;
+  const uint32_t n = static_cast<uint32_t>(p.walk.size());
+  constexpr int kFailNext = kWalkSkips;
+  uint32_t i = 0;
+  while (i < n) {
+    // pf stops at the end of a quick anchor whose direct rule made the standing decision.
+    if (decision_step != kNone && i >= p.walk[decision_step].quick_end_step) return;
+    const WalkStep& s = p.walk[i];
+    p.rule_counters[s.rule_id].evaluations.add(1);
+    // pf_match_rule's order: iface, dir, af, proto, src, dst, TCP flags, sport, dport, icmp type.
+    int failed = -1;
+    for (int c = 0; c < 6 && failed < 0; ++c) {
+      if (!p.walk_crit_ok(s, c, dims)) failed = c;
+    }
+    if (failed < 0 && !flags_ok(s.tcp_bits, s.tcp_mask, k)) failed = kFailNext;
+    for (int c = 6; c < 8 && failed < 0; ++c) {
+      if (!p.walk_crit_ok(s, c, dims)) failed = c;
+    }
+    if (failed < 0 && !p.walk_crit_ok(s, 8, dims)) failed = kFailNext;
+    if (failed >= 0) {
+      i = failed == kFailNext ? s.end : s.skip[failed];
+      continue;
+    }
+    if (s.is_anchor) {  // matched: its content follows in walk order
+      ++i;
+      continue;
+    }
+    const Entry& e = p.entries[s.ref];
+    switch (e.kind) {
+      case EntryKind::kMatch:
+        if (w.fail == s.ref) return;
+        if (next_xlat < w.n_xlat && w.xlat_entry[next_xlat] == s.ref) {
+          const auto& x = w.xlat_key[next_xlat++];
+          std::memcpy(k.src, x.src, sizeof k.src);
+          std::memcpy(k.dst, x.dst, sizeof k.dst);
+          k.sport = x.sport;
+          k.dport = x.dport;
+          key_dims(k, dims);
+        }
+        if (e.flags & kEntryQuick) return;
+        break;
+      case EntryKind::kPass:
+      case EntryKind::kBlock:
+        decision_step = i;
+        if (e.flags & kEntryQuick) return;
+        break;
+      case EntryKind::kDepthDrop:
+        return;
+    }
+    ++i;
   }
 }
 
@@ -274,11 +347,13 @@ void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
   if (!p) return finish(Reason::kDefault);
 
   WalkState w;
+  const PacketKey walk_start = k;
   if (opts_.linear_walk) {
     walk_linear(*p, 0, k, k, w);
   } else {
     walk_classifier(*current_, k, w);
   }
+  if (opts_.count_evaluations) count_evaluations(*p, walk_start, w);
   v->n_match = w.n_match;
   for (int i = 0; i < w.n_match; ++i) v->match_ids[i] = w.match_ids[i];
   if (w.fail != kNone) {

@@ -51,6 +51,18 @@ Result<std::shared_ptr<Program>> Program::build(const ProgramInput& in) {
   }
   auto box_range_ok = [&](uint32_t off, uint32_t cnt) { return off <= n_boxes && cnt <= n_boxes - off; };
 
+  if (in.walk.size() % kWalkWords || in.walk_boxes.size() % kBoxWords) return bad("walk arrays have a bad length");
+  const size_t n_wboxes = in.walk_boxes.size() / kBoxWords;
+  if (n_wboxes > in.max_boxes) return Status(Errc::kLimit, "compiled program: too many walk boxes");
+  p->walk_boxes.resize(n_wboxes);
+  for (size_t b = 0; b < n_wboxes; ++b) {
+    const uint32_t* w = &in.walk_boxes[b * kBoxWords];
+    for (int d = 0; d < kDims; ++d) {
+      if (w[2 * d] > w[2 * d + 1]) return bad("walk box " + std::to_string(b) + " has an empty range");
+      p->walk_boxes[b].dims[d] = Range{w[2 * d], w[2 * d + 1]};
+    }
+  }
+
   size_t n_pool = in.pool.size() / kPoolWords;
   for (size_t i = 0; i < n_pool; ++i) {
     const uint32_t* w = &in.pool[i * kPoolWords];
@@ -99,6 +111,34 @@ Result<std::shared_ptr<Program>> Program::build(const ProgramInput& in) {
       if (i < x.start || i >= x.end) return bad("entry " + std::to_string(i) + " is outside an anchor on its chain");
     }
     p->entries.push_back(e);
+  }
+
+  // Walk steps: every target forward and in range (the replay always terminates).
+  const size_t n_steps = in.walk.size() / kWalkWords;
+  for (size_t i = 0; i < n_steps; ++i) {
+    const uint32_t* w = &in.walk[i * kWalkWords];
+    WalkStep s{};
+    s.rule_id = w[0];
+    s.is_anchor = static_cast<uint8_t>(w[1]);
+    s.ref = w[2];
+    s.end = w[3];
+    s.quick_end_step = w[4];
+    s.tcp_bits = static_cast<uint8_t>(w[5] & 0xff);
+    s.tcp_mask = static_cast<uint8_t>((w[5] >> 8) & 0xff);
+    bool ok = w[0] < in.n_rules && w[1] <= 1 && (w[1] == 1 ? w[2] < n_inst : w[2] < n_entries) &&
+              w[3] > i && w[3] <= n_steps && (w[1] == 1 || w[3] == i + 1) &&
+              (w[4] == kNone || (w[4] > i && w[4] <= n_steps));
+    for (int c = 0; c < kWalkSkips && ok; ++c) {
+      s.skip[c] = w[6 + c];
+      ok = s.skip[c] > i && s.skip[c] <= n_steps;
+    }
+    for (int c = 0; c < kWalkCrits && ok; ++c) {
+      s.crit_off[c] = w[14 + 2 * c];
+      s.crit_cnt[c] = w[15 + 2 * c];
+      ok = s.crit_cnt[c] == kNone || (s.crit_off[c] <= n_wboxes && s.crit_cnt[c] <= n_wboxes - s.crit_off[c]);
+    }
+    if (!ok) return bad("walk step " + std::to_string(i) + " is out of range");
+    p->walk.push_back(s);
   }
 
   // Conjoined boxes: own x every gate on the chain (pairwise intersections, empty ones dropped).

@@ -62,6 +62,15 @@ constexpr int kTranslationWords = 7;
 constexpr int kPoolWords = 5;
 // tenant prefix: af, w0..w3, len, tenant
 constexpr int kTenantPrefixWords = 7;
+// walk step (the pf rule walk replayed for `evaluations`, one per rule visit position in flattened
+// order, anchor rules included): rule_id, kind (0 entry, 1 anchor head), ref (entry / instance
+// index), end (step after an anchor's content; i + 1 otherwise), quick_end_step (end of the quick
+// anchor an entry sits directly in, or kNone), tcp_flags, 8 skip-step targets (step indices, in
+// pf_match_rule's criterion order), 9 criterion (box_off, box_cnt) pairs into walk_boxes (iface,
+// dir, af, proto, src, dst, sport, dport, icmp; box_cnt kNone = no such test).
+constexpr int kWalkWords = 32;
+constexpr int kWalkSkips = 8;
+constexpr int kWalkCrits = 9;
 
 enum class EntryKind : uint8_t { kPass = 0, kBlock = 1, kMatch = 2, kDepthDrop = 3 };
 enum EntryFlags : uint32_t { kEntryQuick = 1, kEntryReturn = 2, kEntryKeepState = 4 };
@@ -72,6 +81,7 @@ struct ProgramInput {
   uint32_t n_tenants = 0;  // tenant numbers are 0..n_tenants-1
   uint32_t flags = 0;      // ProgramFlags
   std::span<const uint32_t> entries, instances, chains, boxes, translations, pool, skip;
+  std::span<const uint32_t> walk, walk_boxes;  // optional (empty = no evaluations counting)
   std::span<const uint32_t> tenant_ifaces;    // pairs (ifindex, tenant)
   std::span<const uint32_t> tenant_vlans;     // pairs (vlan, tenant)
   std::span<const uint32_t> tenant_vnis;      // pairs (vni, tenant)
@@ -110,6 +120,15 @@ struct Translation {
   uint32_t rule_dport_lo;
 };
 
+struct WalkStep {
+  uint32_t rule_id;
+  uint8_t is_anchor;
+  uint8_t tcp_bits, tcp_mask;
+  uint32_t ref, end, quick_end_step;
+  uint32_t skip[kWalkSkips];
+  uint32_t crit_off[kWalkCrits], crit_cnt[kWalkCrits];
+};
+
 struct PoolAddr {
   uint8_t af;
   uint32_t w[4];
@@ -127,6 +146,8 @@ class Program {
   std::vector<Translation> translations;
   std::vector<PoolAddr> pool;
   std::vector<uint32_t> skip;           // sorted ifindices
+  std::vector<WalkStep> walk;           // the pf walk for `evaluations` (may be empty)
+  std::vector<BoxRule> walk_boxes;
   std::unordered_map<uint32_t, uint32_t> tenant_by_iface, tenant_by_vni;
   std::vector<uint32_t> tenant_by_vlan;  // 4096 entries, kNone = none
   Lpm tenant_prefixes;
@@ -144,6 +165,13 @@ class Program {
   bool boxes_contain(uint32_t off, uint32_t cnt, const uint32_t* key) const {
     for (uint32_t b = 0; b < cnt; ++b) {
       if (own_boxes[off + b].contains(key, kDims)) return true;
+    }
+    return false;
+  }
+  bool walk_crit_ok(const WalkStep& s, int c, const uint32_t* key) const {
+    if (s.crit_cnt[c] == kNone) return true;
+    for (uint32_t b = 0; b < s.crit_cnt[c]; ++b) {
+      if (walk_boxes[s.crit_off[c] + b].contains(key, kDims)) return true;
     }
     return false;
   }

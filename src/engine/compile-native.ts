@@ -28,6 +28,11 @@ const INSTANCE_WORDS = 6;
 const TRANSLATION_WORDS = 7;
 const POOL_WORDS = 5;
 const TENANT_PREFIX_WORDS = 7;
+/** Walk step: rule_id, kind (0 entry, 1 anchor head), ref (entry / instance index), end (step after
+ *  an anchor's content), quick_end_step, tcp flags, 8 skip targets, 9 criterion (box off, cnt). */
+const WALK_WORDS = 32;
+const N_SKIP = 8;
+const N_CRIT = 9;
 export const NONE = 0xffffffff;
 const U32_MAX = 0xffffffff;
 /** pf's PF_ANCHOR_STACK_MAX. */
@@ -68,6 +73,10 @@ export interface CompiledProgram {
   translations: Uint32Array;
   pool: Uint32Array;
   skip: Uint32Array;
+  /** The pf rule walk replayed for `evaluations` (WALK_WORDS per step, program.h kWalkWords). */
+  walk: Uint32Array;
+  /** Per-criterion boxes the walk steps point into. */
+  walkBoxes: Uint32Array;
   tenantIfaces: Uint32Array;
   tenantVlans: Uint32Array;
   tenantVnis: Uint32Array;
@@ -275,6 +284,27 @@ function product(lists: PBox[][], what: string): PBox[] {
   return acc;
 }
 
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** pf_calc_skip_steps exactly as the reference evaluator computes it (src/engine/reference.ts
+ *  calcSkips): per rule and criterion, the first later rule whose value for it differs. */
+function calcSkips(rules: IrRule[]): Int32Array[] {
+  const n = rules.length;
+  const key = (r: IrRule, c: number): unknown =>
+    [r.iface, r.dir, r.af, r.proto, r.src, r.dst, r.srcPort, r.dstPort][c];
+  const out = rules.map(() => new Int32Array(N_SKIP).fill(n));
+  for (let c = 0; c < N_SKIP; c++) {
+    for (let i = 0; i < n; i++) {
+      let j = i + 1;
+      while (j < n && sameJson(key(rules[j]!, c), key(rules[i]!, c))) j++;
+      out[i]![c] = j;
+    }
+  }
+  return out;
+}
+
 class Compiler {
   readonly #ir: Ir;
   readonly #opts: NativeLoadOptions;
@@ -288,6 +318,9 @@ class Compiler {
   readonly boxes: number[] = [];
   readonly translations: number[] = [];
   readonly pool: number[] = [];
+  readonly walk: number[] = [];
+  readonly walkBoxes: number[] = [];
+  readonly #critCache = new Map<number, number[]>();
   readonly #boxCache = new Map<number, { off: number; cnt: number }>();
   readonly #xlatCache = new Map<string, number>();
 
@@ -437,6 +470,73 @@ class Compiler {
     return res;
   }
 
+  /** Per criterion, in the reference's #firstFailure order (iface, dir, af, proto, src, dst, sport,
+   *  dport, icmp-type), the (offset, count) of its own boxes; count NONE = the rule has no such test.
+   *  Separate boxes per criterion because skip steps need the first criterion that fails. */
+  critBoxes(r: IrRule): number[] {
+    const hit = this.#critCache.get(r.id);
+    if (hit) return hit;
+    const lists: (PBox[] | null)[] = [];
+    if (r.iface) {
+      const ids = this.members(r.iface.name).map((n) => this.#ids.id(n));
+      const ranges: Range[] = r.iface.neg ? complementIds(ids) : [...new Set(ids)].map((i) => [i, i] as Range);
+      lists.push(ranges.map((rg) => new Map([[DIM_IF, rg]])));
+    } else lists.push(null);
+    lists.push(r.dir ? [new Map([[DIM_DIR, [r.dir === 'in' ? 0 : 1, r.dir === 'in' ? 0 : 1] as Range]])] : null);
+    lists.push(r.af ? [new Map([[DIM_AF, [r.af === 'inet' ? 4 : 6, r.af === 'inet' ? 4 : 6] as Range]])] : null);
+    lists.push(r.proto !== null ? [new Map([[DIM_PROTO, [r.proto, r.proto] as Range]])] : null);
+    for (const [m, base] of [
+      [r.src, DIM_SRC],
+      [r.dst, DIM_DST],
+    ] as const) {
+      if (m.host.type === 'any' && !m.neg) {
+        lists.push(null);
+        continue;
+      }
+      // The reference tests the address against the packet's own family: per family, its set.
+      const alts: PBox[] = [];
+      for (const af of ['inet', 'inet6'] as const) {
+        const afv = af === 'inet' ? 4 : 6;
+        for (const p of this.addrSet(m, af)) alts.push(new Map([[DIM_AF, [afv, afv] as Range], ...pfxRanges(p, base)]));
+      }
+      lists.push(alts);
+    }
+    const sp = portRanges(r.srcPort);
+    lists.push(sp ? sp.map((rg) => new Map([[DIM_SPORT, rg]])) : null);
+    const dp = portRanges(r.dstPort);
+    lists.push(dp ? dp.map((rg) => new Map([[DIM_DPORT, rg]])) : null);
+    if (r.icmpType) {
+      const t = r.icmpType.type * 512;
+      const rg: Range = r.icmpType.code === null ? [t, t + 511] : [t + r.icmpType.code, t + r.icmpType.code];
+      lists.push([new Map([[DIM_ICMP, rg]])]);
+    } else lists.push(null);
+    const out: number[] = [];
+    for (const l of lists) {
+      if (!l) {
+        out.push(0, NONE);
+        continue;
+      }
+      if (l.length > MAX_RULE_BOXES) {
+        throw new NativeError(`rule ${r.id}: a criterion expands to more than ${MAX_RULE_BOXES} boxes`, 'ERR_ZTB_LIMIT');
+      }
+      out.push(this.walkBoxes.length / BOX_WORDS, l.length);
+      for (const b of l) {
+        for (let d = 0; d < DIMS; d++) {
+          const rg = b.get(d);
+          this.walkBoxes.push(rg ? rg[0] : 0, rg ? rg[1] : U32_MAX);
+        }
+      }
+    }
+    this.#critCache.set(r.id, out);
+    return out;
+  }
+
+  #step(r: IrRule, kind: 0 | 1, ref: number, tcp: number): number {
+    const idx = this.walk.length / WALK_WORDS;
+    this.walk.push(r.id, kind, ref, idx + 1, NONE, tcp, ...new Array<number>(N_SKIP).fill(NONE), ...this.critBoxes(r));
+    return idx;
+  }
+
   /** The reference evaluator's #poolAddrs for both families, in written order. */
   translation(kind: 0 | 1, red: Redirect, rule: IrRule): number {
     const key = `${kind}|${rule.id}`;
@@ -464,10 +564,28 @@ class Compiler {
     return idx;
   }
 
-  flatten(path: string, chain: number[], anchorRule: IrRule | null, depth: number, direct: number[]): void {
+  flatten(path: string, chain: number[], anchorRule: IrRule | null, depth: number, direct: number[], directSteps: number[]): void {
     const rs = this.#ir.rulesets[path];
     if (!rs) return;
+    // Walk step of each ruleset position, for the skip targets (set once the ruleset is done).
+    const posStep: number[] = [];
     for (const id of rs.rules) {
+      posStep.push(this.walk.length / WALK_WORDS);
+      this.#flattenRule(id, path, chain, anchorRule, depth, direct, directSteps);
+    }
+    const endStep = this.walk.length / WALK_WORDS;
+    const rules = rs.rules.map((id) => this.#ir.rules[id]!);
+    const skips = calcSkips(rules);
+    skips.forEach((row, pos) => {
+      for (let c = 0; c < N_SKIP; c++) {
+        const j = row[c]!;
+        this.walk[posStep[pos]! * WALK_WORDS + 6 + c] = j < rules.length ? posStep[j]! : endStep;
+      }
+    });
+  }
+
+  #flattenRule(id: number, path: string, chain: number[], anchorRule: IrRule | null, depth: number, direct: number[], directSteps: number[]): void {
+    {
       const r = this.#ir.rules[id];
       if (!r) throw new NativeError(`ruleset "${path}" names missing rule ${id}`, 'ERR_ZTB_INVALID_ARGUMENT');
       if (this.entries.length / ENTRY_WORDS >= MAX_ENTRIES) {
@@ -478,20 +596,28 @@ class Compiler {
       if (r.action === 'anchor') {
         if (depth >= MAX_ANCHOR_DEPTH) {
           // pf drops the packet when a matching anchor rule would exceed the anchor stack.
-          this.#entry(r, KIND.depth, 0, own, chain, null, tcp, NONE, NONE);
-          continue;
+          const e = this.#entry(r, KIND.depth, 0, own, chain, null, tcp, NONE, NONE);
+          this.#step(r, 0, e, tcp);
+          return;
         }
         const inst = this.instances.length / INSTANCE_WORDS;
         const start = this.entries.length / ENTRY_WORDS;
         this.instances.push(start, start, own.off, own.cnt, tcp, r.id);
+        const head = this.#step(r, 1, inst, tcp);
         const inner: number[] = [];
-        for (const target of r.call?.targets ?? []) this.flatten(target, [...chain, inst], r, depth + 1, inner);
+        const innerSteps: number[] = [];
+        for (const target of r.call?.targets ?? []) this.flatten(target, [...chain, inst], r, depth + 1, inner, innerSteps);
         const end = this.entries.length / ENTRY_WORDS;
         this.instances[inst * INSTANCE_WORDS + 1] = end;
+        const endStep = this.walk.length / WALK_WORDS;
+        this.walk[head * WALK_WORDS + 3] = endStep;
         // A quick anchor stops the walk at its end iff the decision was made directly inside it
         // (plain anchors only: pf does not apply this to wildcard `anchor "t/*" quick`).
-        if (r.quick && !r.call?.wildcard) for (const e of inner) this.entries[e * ENTRY_WORDS + 3] = end;
-        continue;
+        if (r.quick && !r.call?.wildcard) {
+          for (const e of inner) this.entries[e * ENTRY_WORDS + 3] = end;
+          for (const st of innerSteps) this.walk[st * WALK_WORDS + 4] = endStep;
+        }
+        return;
       }
       const kind = r.action === 'pass' ? KIND.pass : r.action === 'block' ? KIND.block : KIND.match;
       let flags = r.quick ? ENTRY_QUICK : 0;
@@ -499,7 +625,9 @@ class Compiler {
       if (r.action === 'pass' && r.state !== 'none') flags |= ENTRY_KEEP_STATE;
       const nat = r.natTo && r.action !== 'block' ? this.translation(0, r.natTo, r) : NONE;
       const rdr = r.rdrTo && r.action !== 'block' ? this.translation(1, r.rdrTo, r) : NONE;
-      direct.push(this.#entry(r, kind, flags, own, chain, anchorRule, tcp, nat, rdr));
+      const e = this.#entry(r, kind, flags, own, chain, anchorRule, tcp, nat, rdr);
+      direct.push(e);
+      directSteps.push(this.#step(r, 0, e, tcp));
     }
   }
 
@@ -546,7 +674,7 @@ export function compileNative(ir: Ir, opts: NativeLoadOptions, ids: InterfaceIds
     if (r.id !== i) throw new NativeError(`IR rule at index ${i} has id ${r.id}`, 'ERR_ZTB_INVALID_ARGUMENT');
   });
   const c = new Compiler(ir, opts, ids);
-  c.flatten('', [], null, 0, []);
+  c.flatten('', [], null, 0, [], []);
 
   const skipIds = new Set<number>();
   for (const s of ir.options.skip) for (const m of c.members(s)) skipIds.add(ids.id(m));
@@ -601,6 +729,8 @@ export function compileNative(ir: Ir, opts: NativeLoadOptions, ids: InterfaceIds
     translations: Uint32Array.from(c.translations),
     pool: Uint32Array.from(c.pool),
     skip: Uint32Array.from(skipIds),
+    walk: Uint32Array.from(c.walk),
+    walkBoxes: Uint32Array.from(c.walkBoxes),
     tenantIfaces: Uint32Array.from(tIf),
     tenantVlans: Uint32Array.from(tVlan),
     tenantVnis: Uint32Array.from(tVni),

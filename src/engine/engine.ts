@@ -57,6 +57,10 @@ export interface NativeEngineOptions {
   linearWalk?: boolean;
   /** Cap on compiled boxes (default 1,048,576). */
   maxBoxes?: number;
+  /** Count pf's per-rule `evaluations` (skip steps on, like the reference evaluator) by replaying
+   *  the walk for every packet that reaches the rules (default false: it costs a visit per rule
+   *  the walk reaches; docs/engine.md gives the measured cost). Off, `evaluations` stays 0. */
+  countEvaluations?: boolean;
 }
 
 /** Caller-owned outputs of one batch. Optional arrays are filled only when present. */
@@ -78,6 +82,8 @@ export interface BatchOutputs {
 export interface NativeRuleCounters {
   ruleId: number;
   matches: number;
+  /** pf's evaluations (rules visited by the walk, skip steps on); 0 unless countEvaluations. */
+  evaluations: number;
   packets: [number, number];
   bytes: [number, number];
   states: number;
@@ -189,10 +195,12 @@ export class NativeEngine {
 
   constructor(opts: NativeEngineOptions = {}) {
     for (const [k, v] of Object.entries(opts)) {
-      if (!['maxStates', 'expireBudget', 'linearWalk', 'maxBoxes'].includes(k)) {
+      if (!['maxStates', 'expireBudget', 'linearWalk', 'maxBoxes', 'countEvaluations'].includes(k)) {
         throw new NativeError(`unknown engine option '${k}'`, 'ERR_ZTB_INVALID_ARGUMENT');
       }
-      if (k !== 'linearWalk' && (!Number.isInteger(v) || (v as number) < 0)) {
+      if (k === 'linearWalk' || k === 'countEvaluations') {
+        if (typeof v !== 'boolean') throw new NativeError(`engine option ${k} must be a boolean`, 'ERR_ZTB_INVALID_ARGUMENT');
+      } else if (!Number.isInteger(v) || (v as number) < 0) {
         throw new NativeError(`engine option ${k} must be a non-negative integer`, 'ERR_ZTB_INVALID_ARGUMENT');
       }
     }
@@ -338,6 +346,7 @@ export class NativeEngine {
       rules.push({
         ruleId: i,
         matches: r[o]!,
+        evaluations: r[o + 7]!,
         packets: [r[o + 1]!, r[o + 2]!],
         bytes: [r[o + 3]!, r[o + 4]!],
         states: r[o + 5]!,
