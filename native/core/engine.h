@@ -217,6 +217,7 @@ class Engine {
   std::shared_ptr<const Ruleset<C>> ruleset_;
   std::shared_ptr<const Ruleset<C>> current_;
   EngineCounters counters_;
+  uint64_t now_ms_ = 0;  // the packet being decided's clock, for translate()'s NAT port search
   uint32_t generation_ = 0;
   std::vector<uint8_t> gate_;  // linear walk: anchor gate results (scratch, sized per ruleset)
 };

@@ -37,7 +37,7 @@ bool Engine<C>::translate(const Program& p, const Entry& e, PacketKey& k) {
       for (uint32_t port = kNatPortLo; port <= kNatPortHi; ++port) {
         t2.sport = static_cast<uint16_t>(port);
         FlowTuple probe = k.dir == 1 ? t2.reversed() : t2;
-        if (!flows_.wire_key_used(probe)) {
+        if (!flows_.wire_key_used(probe, now_ms_)) {
           chosen = static_cast<uint16_t>(port);
           break;
         }
@@ -248,6 +248,7 @@ uint32_t Engine<C>::classify_tenant(const Program& p, const PacketKey& k) const 
 template <class C>
 void Engine<C>::process(PacketKey k, uint64_t now_ms, Verdict* v) {
   *v = Verdict{};
+  now_ms_ = now_ms;
   counters_.packets.add(1);
   counters_.bytes.add(k.length);
   auto finish = [&](Reason r) { v->reason = r; counters_.reasons[static_cast<int>(r)].add(1); };

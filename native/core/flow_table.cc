@@ -159,12 +159,12 @@ bool FlowTable::collides(const FlowTuple& o, const FlowTuple& rev, uint8_t dir, 
   return false;
 }
 
-bool FlowTable::wire_key_used(const FlowTuple& t) const {
+bool FlowTable::wire_key_used(const FlowTuple& t, uint64_t now_ms) const {
   // keyOf(in, t) is the wire key of in-states created by t and of out-states answered by t.
   for (uint32_t l = buckets_[bucket_of(t)]; l != kNoIndex;) {
     const State& s = nodes_[l >> 1];
     int side = static_cast<int>(l & 1);
-    if ((side == 0 ? s.dir == 0 && s.fwd == t : s.dir == 1 && s.rev == t)) return true;
+    if ((side == 0 ? s.dir == 0 && s.fwd == t : s.dir == 1 && s.rev == t) && !is_dead(s, now_ms)) return true;
     l = s.next[side];
   }
   return false;

@@ -139,7 +139,9 @@ class FlowTable {
   bool is_dead(const State& s, uint64_t now_ms) const { return now_ms >= s.last_ms + s.timeout_ms; }
   // True when some state, live or dead but not yet freed, has pf wire key keyOf(in, t): the
   // nat-to port search avoids such keys (as the reference evaluator does).
-  bool wire_key_used(const FlowTuple& t) const;
+  // A dead (expired, not yet freed) state owns nothing: the reference purges expired states
+  // before every packet, so only live states may block a NAT port.
+  bool wire_key_used(const FlowTuple& t, uint64_t now_ms) const;
   const Timeouts& timeouts() const { return timeouts_; }
   // Initial protocol state and timeout of a new state for `proto`.
   void init_protocol_state(State& s, uint8_t tcp_flags) const;

@@ -235,6 +235,8 @@ export class ReferenceEvaluator {
   #loaded: Loaded;
   readonly #opts: EvaluatorOptions;
   readonly #clock: () => number;
+  /** The clock reading of the packet being evaluated (NAT port search needs it). */
+  #now = 0;
   readonly #maxStates: number;
   readonly #states = new StateTable();
   /** Resolved interface addresses, per "ifname|mode". */
@@ -518,7 +520,7 @@ export class ReferenceEvaluator {
     const t: Tuple = { src: formatAddr(p.src), sport: 0, dst: formatAddr(p.dst), dport: p.dport };
     for (let port = NAT_PORT_LO; port <= NAT_PORT_HI; port++) {
       t.sport = port;
-      if (!this.#states.wireKeyUsed(p.proto, p.af, keyOf(p.dir, p.proto, t))) return port;
+      if (!this.#states.wireKeyUsed(p.proto, p.af, keyOf(p.dir, p.proto, t), this.#now)) return port;
     }
     return NAT_PORT_LO;
   }
@@ -603,6 +605,7 @@ export class ReferenceEvaluator {
   evaluate(pkt: EvalPacket): EvalResult {
     const { src, dst, srcText, dstText } = this.#validate(pkt);
     const now = this.#clock();
+    this.#now = now;
     const len = pkt.length ?? 64;
     const dirIdx = pkt.dir === 'out' ? 1 : 0;
     const L = this.#loaded;

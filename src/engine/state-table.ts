@@ -247,9 +247,12 @@ export class StateTable {
     return floating;
   }
 
-  /** True when some live state already uses this wire key (NAT port allocation avoids it). */
-  wireKeyUsed(proto: number, af: AddressFamily, k: StateKey): boolean {
-    return (this.#wire.get(keyId(proto, af, k))?.length ?? 0) > 0;
+  /** True when some live state already uses this wire key (NAT port allocation avoids it). An
+   *  expired state that no lookup has removed yet owns nothing, so the port choice does not
+   *  depend on when dead states happen to be freed. */
+  wireKeyUsed(proto: number, af: AddressFamily, k: StateKey, now: number): boolean {
+    const list = this.#wire.get(keyId(proto, af, k));
+    return list !== undefined && list.some((st) => !this.isExpired(st, now));
   }
 
   /** pf_state_key_attach's collision test: a live state created in the same direction already
