@@ -5,6 +5,7 @@
 // one code path serves both families.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { AddressFamily, Prefix } from './ir.js';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from './pf-addr.js';
 
 export interface ParsedAddr {
   af: AddressFamily;
@@ -21,37 +22,15 @@ export function familyBits(af: AddressFamily): number {
   return BITS[af];
 }
 
-function parseV4(text: string): bigint {
-  let v = 0n;
-  for (const part of text.split('.')) v = (v << 8n) | BigInt(Number(part));
-  return v;
-}
-
-function parseV6(text: string): bigint {
-  let head = text;
-  let tailV4: bigint | null = null;
-  // An embedded dotted quad (::ffff:1.2.3.4) stands for the last two groups.
-  const lastColon = head.lastIndexOf(':');
-  if (head.slice(lastColon + 1).includes('.')) {
-    tailV4 = parseV4(head.slice(lastColon + 1));
-    head = head.slice(0, lastColon + 1) + '0:0';
-  }
-  const [left, right] = head.includes('::') ? head.split('::') : [head, undefined];
-  const lg = left ? left.split(':') : [];
-  const rg = right ? right.split(':') : [];
-  const fill = right === undefined ? 0 : 8 - lg.length - rg.length;
-  const groups = [...lg, ...Array<string>(fill).fill('0'), ...rg];
-  let v = 0n;
-  for (const g of groups) v = (v << 16n) | BigInt(parseInt(g, 16));
-  if (tailV4 !== null) v = (v & ~0xffffffffn) | tailV4;
-  return v;
-}
-
 /** Parses a bare address (no prefix length); null when it is not a valid IPv4/IPv6 address. */
 export function parseAddr(text: string): ParsedAddr | null {
-  if (isIPv4(text)) return { af: 'inet', value: parseV4(text) };
-  // Zone ids (fe80::1%eth0) have no meaning in a policy document.
-  if (isIPv6(text) && !text.includes('%')) return { af: 'inet6', value: parseV6(text) };
+  // node:net decides what is an address; the pf compiler's parser gives the value, so TOML and
+  // pf.conf addresses can never be read two ways. Zone ids (fe80::1%eth0) mean nothing here.
+  if (isIPv4(text)) return { af: 'inet', value: parseIpv4(text)! };
+  if (isIPv6(text) && !text.includes('%')) {
+    const v = parseIpv6(text);
+    return v === null ? null : { af: 'inet6', value: v };
+  }
   return null;
 }
 
@@ -81,30 +60,7 @@ function hostMask(af: AddressFamily, len: number): bigint {
 }
 
 export function formatAddr(af: AddressFamily, value: bigint): string {
-  if (af === 'inet') {
-    return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
-  }
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: compress the longest run (>= 2) of zero groups, the first one on a tie.
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return af === 'inet' ? formatIpv4(value) : formatIpv6(value);
 }
 
 export function formatPrefix(p: ParsedPrefix): string {

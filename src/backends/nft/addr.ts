@@ -5,6 +5,7 @@
 // bigints so IPv4 and IPv6 share one code path.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { AddressFamily, Prefix } from '../../policy/ir.js';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../../policy/pf-addr.js';
 
 export interface Interval {
   lo: bigint;
@@ -22,47 +23,14 @@ export function bitsOf(af: AddressFamily): number {
 }
 
 export function ipToBig(ip: string): bigint {
-  if (isIPv4(ip)) return ip.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-  if (!isIPv6(ip)) throw new TypeError(`not an IP address: ${ip}`);
-  let s = ip;
-  let tail: number[] = [];
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (v4) {
-    const b = v4[1]!.split('.').map(Number);
-    tail = [(b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!];
-    s = s.slice(0, -v4[1]!.length) + '0:0';
-  }
-  const [head, rest] = s.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const r = rest !== undefined ? (rest ? rest.split(':') : []) : [];
-  const groups = [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r].map((g) => parseInt(g, 16));
-  if (tail.length) groups.splice(6, 2, ...tail);
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);
+  // One parser for the whole project: the pf compiler's (src/policy/pf-addr.ts).
+  const v = isIPv4(ip) ? parseIpv4(ip) : isIPv6(ip) ? parseIpv6(ip) : null;
+  if (v === null) throw new TypeError(`not an IP address: ${ip}`);
+  return v;
 }
 
 export function bigToIp(v: bigint, af: AddressFamily): string {
-  if (af === 'inet') return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
-  const g: number[] = [];
-  for (let i = 7; i >= 0; i--) g.push(Number((v >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: compress the longest run (>= 2) of zero groups, the first one on a tie.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return af === 'inet' ? formatIpv4(v) : formatIpv6(v);
 }
 
 export function prefixInterval(p: Prefix): Interval {
