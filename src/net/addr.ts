@@ -2,6 +2,7 @@
 // the byte buffers netlink wants, canonical text (lower-case, compressed IPv6) so desired and
 // actual state compare as strings.
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../ip.js';
 
 export type Family = 'inet' | 'inet6';
 
@@ -18,50 +19,19 @@ export function familyOf(ip: string): Family | null {
 }
 
 export function ipToBuf(ip: string): Buffer {
-  if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
-  if (!isIPv6(ip)) throw new TypeError(`not an IP address: ${ip}`);
-  let s = ip;
-  let tail: number[] = [];
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (v4) {
-    const b = v4[1]!.split('.').map(Number);
-    tail = [(b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!];
-    s = s.slice(0, -v4[1]!.length) + '0:0';
-  }
-  const [head, rest] = s.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const r = rest !== undefined ? (rest ? rest.split(':') : []) : [];
-  const groups = [...h, ...Array(8 - h.length - r.length).fill('0'), ...r].map((g) => parseInt(g, 16));
-  if (tail.length) groups.splice(6, 2, ...tail);
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  const v = isIPv4(ip) ? parseIpv4(ip) : isIPv6(ip) ? parseIpv6(ip) : null;
+  if (v === null) throw new TypeError(`not an IP address: ${ip}`);
+  const n = isIPv4(ip) ? 4 : 16;
+  const out = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) out[i] = Number((v >> BigInt((n - 1 - i) * 8)) & 0xffn);
   return out;
 }
 
 export function bufToIp(b: Buffer): string {
-  if (b.length === 4) return [...b].join('.');
-  if (b.length !== 16) throw new TypeError(`bad address length ${b.length}`);
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(b.readUInt16BE(i * 2));
-  // RFC 5952: compress the longest run (>= 2) of zero groups, the first one on a tie.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  if (b.length !== 4 && b.length !== 16) throw new TypeError(`bad address length ${b.length}`);
+  let v = 0n;
+  for (const byte of b) v = (v << 8n) | BigInt(byte);
+  return b.length === 4 ? formatIpv4(v) : formatIpv6(v);
 }
 
 export function canonicalIp(ip: string): string {

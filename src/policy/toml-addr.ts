@@ -5,7 +5,7 @@
 // one code path serves both families.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { AddressFamily, Prefix } from './ir.js';
-import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from './pf-addr.js';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../ip.js';
 
 export interface ParsedAddr {
   af: AddressFamily;
@@ -24,7 +24,7 @@ export function familyBits(af: AddressFamily): number {
 
 /** Parses a bare address (no prefix length); null when it is not a valid IPv4/IPv6 address. */
 export function parseAddr(text: string): ParsedAddr | null {
-  // node:net decides what is an address; the pf compiler's parser gives the value, so TOML and
+  // node:net decides what is an address; the shared parser (src/ip.ts) gives the value, so TOML and
   // pf.conf addresses can never be read two ways. Zone ids (fe80::1%eth0) mean nothing here.
   if (isIPv4(text)) return { af: 'inet', value: parseIpv4(text)! };
   if (isIPv6(text) && !text.includes('%')) {

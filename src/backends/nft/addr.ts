@@ -5,7 +5,7 @@
 // bigints so IPv4 and IPv6 share one code path.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { AddressFamily, Prefix } from '../../policy/ir.js';
-import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../../policy/pf-addr.js';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../../ip.js';
 
 export interface Interval {
   lo: bigint;
@@ -23,7 +23,7 @@ export function bitsOf(af: AddressFamily): number {
 }
 
 export function ipToBig(ip: string): bigint {
-  // One parser for the whole project: the pf compiler's (src/policy/pf-addr.ts).
+  // One parser for the whole project (src/ip.ts).
   const v = isIPv4(ip) ? parseIpv4(ip) : isIPv6(ip) ? parseIpv6(ip) : null;
   if (v === null) throw new TypeError(`not an IP address: ${ip}`);
   return v;
